@@ -1,0 +1,102 @@
+"""The one interface every variant implements.
+
+A *token mixer* maps ``x`` (B, T, D) to (B, T, D) by letting each position take a weighted
+combination of the (projected) positions around it.  For every variant that has one, those
+weights form a mixing matrix ``A`` (B, H, T, T) -- head ``h`` of output position ``i`` is
+``sum_j A[h, i, j] * values[h, j]`` -- and the output is ``project_out(A @ values)``.
+Attention rows are softmax-normalised; a zero-padded convolution's rows lose their
+out-of-sequence taps at the edges.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Mixer(nn.Module):
+    """Base class: input checks, head bookkeeping, output projection."""
+
+    #: whether the encoder should add learned absolute position embeddings
+    uses_absolute_positions: bool = False
+
+    def __init__(self, d_model: int, n_heads: int, max_len: int):
+        super().__init__()
+        self.d_model, self.n_heads, self.max_len = d_model, n_heads, max_len
+        self.d_head = d_model // n_heads
+        self.out = nn.Linear(d_model, d_model)
+
+    # --- the interface -----------------------------------------------------------------
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        pad_mask = self.check_input(x, pad_mask)
+        return self.project_out(self.mixing_matrix_(x, pad_mask) @ self.values(x, pad_mask))
+
+    def mixing_matrix(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, T, T) weights each head puts on each position."""
+        return self.mixing_matrix_(x, self.check_input(x, pad_mask))
+
+    def mixing_matrix_(self, x, pad_mask):
+        raise NotImplementedError(f"{type(self).__name__} has no per-head mixing matrix")
+
+    def values(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H, T, d_head): what the mixing matrix multiplies."""
+        raise NotImplementedError
+
+    def project_out(self, heads: torch.Tensor) -> torch.Tensor:
+        """(B, H, T, d_head) -> (B, T, D): concatenate the heads, then the output Linear."""
+        return self.out(merge_heads(heads))
+
+    # --- input checks ------------------------------------------------------------------
+    def check_input(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Raise ``ValueError`` on malformed input; return ``pad_mask`` or ``None``."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a (batch, time, d_model) tensor, got shape {shape}")
+        B, T, D = x.shape
+        if D != self.d_model:
+            raise ValueError(f"x has width {D} but this mixer was built with d_model={self.d_model}")
+        if T == 0:
+            raise ValueError("x has no positions (T = 0)")
+        if self.uses_absolute_positions and T > self.max_len:
+            raise ValueError(f"sequence length {T} exceeds max_len={self.max_len}, the number "
+                             "of learned absolute positions; build with a larger max_len")
+        if pad_mask is None:
+            return None
+        if not isinstance(pad_mask, torch.Tensor) or pad_mask.dtype != torch.bool:
+            kind = pad_mask.dtype if isinstance(pad_mask, torch.Tensor) else type(pad_mask).__name__
+            raise ValueError(f"pad_mask must be a bool tensor (True = real token), got {kind}")
+        if tuple(pad_mask.shape) != (B, T):
+            raise ValueError(f"pad_mask must have shape (batch, time) = {(B, T)}, "
+                             f"got {tuple(pad_mask.shape)}")
+        if not pad_mask.any(dim=1).all():
+            raise ValueError("every sequence needs at least one real token (a pad_mask row is all False)")
+        return pad_mask
+
+
+# --- small helpers shared by the variants --------------------------------------------------
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, T, H * d) -> (B, H, T, d)."""
+    B, T, D = x.shape
+    return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, d) -> (B, T, H * d)."""
+    B, H, T, d = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * d)
+
+
+def zero_padding(x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero the rows of padded positions, so a convolution cannot carry them into real ones."""
+    return x if pad_mask is None else x * pad_mask[..., None].to(x.dtype)
+
+
+def mask_keys(scores: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    """Logits (B|1, H, T, T) with padded key columns set to -inf."""
+    if pad_mask is None:
+        return scores
+    return scores.masked_fill(~pad_mask[:, None, None, :], float("-inf"))
+
+
+def masked_softmax(scores: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    return F.softmax(mask_keys(scores, pad_mask), dim=-1)

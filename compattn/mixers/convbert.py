@@ -1,0 +1,97 @@
+"""ConvBERT's mixed attention (Jiang et al. 2020).
+
+Half of the heads (``head_ratio`` = 2) are ordinary self-attention on a narrower
+projection; the other half are a *span-based dynamic convolution*:
+
+    K_s = SepConv_K(X)                                   span-aware keys (depthwise + pointwise)
+    w_i = softmax_taps( (Q_i * K_s,i) W_f + b_f )        a kernel of K taps per conv head,
+                                                         generated at the query position i
+    y_i = sum_r w_i[r] * V'_{i+r}                        a dynamic lightweight convolution
+
+The conv heads have their own value projection V' and are zero-padded at the edges, as
+in the authors' and Hugging Face's code.  Output channels are ``[attention heads, conv heads]``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..positions import place_band
+from ..registry import register
+from .base import Mixer, masked_softmax, split_heads, zero_padding
+from .convolution import convolve_heads
+
+
+class SeparableConv1d(nn.Module):
+    """Depthwise conv over time (no bias), pointwise Linear (no bias), one output bias."""
+
+    def __init__(self, d_in: int, d_out: int, kernel_size: int):
+        super().__init__()
+        self.depthwise = nn.Conv1d(d_in, d_in, kernel_size, padding=kernel_size // 2,
+                                   groups=d_in, bias=False)
+        self.pointwise = nn.Conv1d(d_in, d_out, 1, bias=False)
+        self.bias = nn.Parameter(torch.zeros(d_out, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:      # (B, T, d_in) -> (B, T, d_out)
+        return (self.pointwise(self.depthwise(x.transpose(1, 2))) + self.bias).transpose(1, 2)
+
+
+@register("convbert", paper_term="ConvBERT mixed attention (span-based dynamic conv)",
+          formula=r"[\softmax_j(q_i\cdot k_j/\sqrt{d_h})\ ;\ \sum_r \softmax_r"
+                  r"((q_i\odot k^s_i)W_f)_r\, v'_{i+r}]")
+class ConvBertAttention(Mixer):
+    def __init__(self, d_model, n_heads, max_len, *, kernel_size: int = 9, head_ratio: int = 2,
+                 dropout: float = 0.0):
+        super().__init__(d_model, n_heads, max_len)
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd int (centred kernel), got {kernel_size!r}")
+        if head_ratio < 1 or n_heads % head_ratio:
+            raise ValueError(f"head_ratio ({head_ratio}) must divide n_heads ({n_heads})")
+        if head_ratio != 2:
+            raise ValueError("only head_ratio=2 (half attention, half convolution heads) is supported, "
+                             f"got {head_ratio}")
+        self.kernel_size, self.dropout = kernel_size, dropout
+        self.attention_heads = n_heads // head_ratio           # H' attention + H' conv heads
+        width = self.attention_heads * self.d_head             # A = D / head_ratio
+        self.query = nn.Linear(d_model, width)
+        self.key = nn.Linear(d_model, width)
+        self.value = nn.Linear(d_model, width)
+        self.span_key = SeparableConv1d(d_model, width, kernel_size)
+        self.kernel_generator = nn.Linear(width, self.attention_heads * kernel_size)
+        self.conv_value = nn.Linear(d_model, width)
+
+    def _qk(self, x, pad_mask):
+        return split_heads(self.query(x), self.attention_heads), split_heads(self.key(x), self.attention_heads)
+
+    def kernel(self, x, pad_mask):
+        """Conv-head kernels (B, H', T, K), softmax over the K taps."""
+        B, T, _ = x.shape
+        span_keys = self.span_key(zero_padding(x, pad_mask))
+        logits = self.kernel_generator(self.query(x) * span_keys)
+        return F.softmax(logits.view(B, T, self.attention_heads, self.kernel_size).transpose(1, 2), dim=-1)
+
+    def values(self, x, pad_mask=None):
+        v = split_heads(self.value(x), self.attention_heads)
+        v_conv = split_heads(zero_padding(self.conv_value(x), pad_mask), self.attention_heads)
+        return torch.cat([v, v_conv], dim=1)                   # (B, H, T, d_head)
+
+    def forward(self, x, pad_mask=None):
+        pad_mask = self.check_input(x, pad_mask)
+        q, k = self._qk(x, pad_mask)
+        values = self.values(x, pad_mask)
+        v, v_conv = values.split(self.attention_heads, dim=1)
+        mask = None if pad_mask is None else pad_mask[:, None, None, :]
+        p = self.dropout if self.training else 0.0
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        convolved = convolve_heads(v_conv, self.kernel(x, pad_mask))
+        return self.project_out(torch.cat([attended, convolved], dim=1))
+
+    def mixing_matrix_(self, x, pad_mask):
+        B, T, _ = x.shape
+        q, k = self._qk(x, pad_mask)
+        attention = masked_softmax((q @ k.transpose(-1, -2)) * self.d_head ** -0.5, pad_mask)
+        band = place_band(self.kernel(x, pad_mask), self.kernel_size // 2)
+        if pad_mask is not None:
+            band = band * pad_mask[:, None, None, :].to(band.dtype)
+        return torch.cat([attention, band], dim=1)

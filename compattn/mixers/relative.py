@@ -1,0 +1,142 @@
+"""Composite attention (Chang et al. 2021) and Shaw et al.'s relative key embeddings.
+
+    logits_ij = q_i . k_j / sqrt(d)          content      (the ``qk`` term)
+              + beta^(h)_clip(j-i)           fixed        (a lightweight convolution)
+              + q_i . u_clip(j-i) / sqrt(d)  query-based  (a dynamic lightweight convolution)
+              + k_j . u'_clip(i-j) / sqrt(d) key-based    (a dynamic lightweight convolution)
+
+Each relative term depends on one token at most, so it is computed on the 2k+1 offsets
+first -- a (T, 2k+1) table from one small matmul -- and then placed into (T, T).  The
+key-based term is indexed by i - j (the authors' gather-then-transpose); the fixed term
+starts at zero, so composite attention equals plain attention at initialisation.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..positions import clipped_index, place_band, place_clipped
+from ..registry import register
+from .attention import Attention
+
+
+def _relative_table(d_head: int, width: int) -> nn.Parameter:
+    # kaiming_uniform(a=sqrt(5)) on a (d_head, 2k+1) tensor, as the authors' code does
+    table = torch.empty(d_head, width)
+    nn.init.kaiming_uniform_(table, a=math.sqrt(5))
+    return nn.Parameter(table)
+
+
+class RelativeAttention(Attention):
+    """Shared plumbing: the clip window ``max_rel`` (k) and how terms are placed.
+
+    ``outside="clip"`` (the authors' choice) lets offsets beyond ±k reuse the edge entry;
+    ``outside="mask"`` gives them -inf, i.e. attention restricted to a ±k window like a
+    convolution that is zero outside its taps.
+    """
+
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
+                 content: bool = True, dropout: float = 0.0):
+        if not isinstance(max_rel, int) or max_rel < 1:
+            raise ValueError(f"max_rel (k, offsets per direction) must be a positive int, got {max_rel!r}")
+        if outside not in ("clip", "mask"):
+            raise ValueError(f"outside must be 'clip' or 'mask', got {outside!r}")
+        self.max_rel, self.outside = max_rel, outside
+        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout)
+
+    def place(self, table: torch.Tensor) -> torch.Tensor:
+        if self.outside == "clip":
+            return place_clipped(table, self.max_rel)
+        return place_band(table, self.max_rel, outside=float("-inf"))
+
+
+@register("composite", paper_term="composite attention (qk_convfixed_convq_convk)",
+          formula=r"\softmax_j\big(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)}"
+                  r" + (q_i\cdot u_{\clip(j-i)} + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
+          fixed=True, query=True, key=True)
+@register("composite_key", paper_term="composite attention, key-based dynamic (qk_convk)",
+          formula=r"\softmax_j\big((q_i\cdot k_j + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
+          fixed=False, query=False, key=True)
+@register("composite_query", paper_term="composite attention, query-based dynamic (qk_convq)",
+          formula=r"\softmax_j\big((q_i\cdot k_j + q_i\cdot u_{\clip(j-i)})/\sqrt{d_h}\big)",
+          fixed=False, query=True, key=False)
+@register("composite_fixed", paper_term="composite attention, fixed (qk_convfixed)",
+          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)})",
+          fixed=True, query=False, key=False)
+class CompositeAttention(RelativeAttention):
+    """content + fixed + query-based + key-based terms, each switchable."""
+
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
+                 content: bool = True, fixed: bool = True, query: bool = True, key: bool = True,
+                 dropout: float = 0.0):
+        self.terms = {"fixed": fixed, "query": query, "key": key}
+        if not (content or fixed or query or key):
+            raise ValueError("composite attention needs at least one of content, fixed, query, key")
+        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, outside=outside,
+                         content=content, dropout=dropout)
+        width = 2 * max_rel + 1
+        if fixed:   # beta^(h)_r: one kernel per head, zero at initialisation
+            self.fixed_kernel = nn.Parameter(torch.zeros(n_heads, width))
+        if query:   # u_r: (d_head, 2k+1), shared by the heads
+            self.query_kernel = _relative_table(self.d_head, width)
+        if key:     # u'_r
+            self.key_kernel = _relative_table(self.d_head, width)
+
+    def needs_queries_keys(self):
+        return self.content or self.terms["query"] or self.terms["key"]
+
+    def position_scores(self, q, k, T):
+        # Terms generated at the query position share one placement: row i, column clip(j-i).
+        per_query = None
+        if self.terms["fixed"]:
+            per_query = self.fixed_kernel[None, :, None, :]             # (1, H, 1, 2k+1)
+        if self.terms["query"]:
+            generated = (q @ self.query_kernel) * self.scale            # (B, H, T, 2k+1)
+            per_query = generated if per_query is None else per_query + generated
+        scores = None
+        if per_query is not None:
+            per_query = per_query.expand(*per_query.shape[:2], T, per_query.shape[-1])
+            scores = self.place(per_query)
+        if self.terms["key"]:
+            # generated at key j, read at offset i - j: place as rows of keys, then transpose
+            by_key = self.place((k @ self.key_kernel) * self.scale).transpose(-1, -2)
+            scores = by_key if scores is None else scores + by_key
+        return scores
+
+
+@register("shaw", paper_term="query-based dynamic lightweight convolution (Shaw et al. 2018)",
+          formula=r"\softmax_j\big(q_i\cdot(k_j + a^K_{\clip(j-i)})/\sqrt{d_h}\big)")
+class ShawAttention(RelativeAttention):
+    """Relative key embeddings a^K_r (2k+1 vectors of size d_head, shared by the heads).
+
+    Shaw et al. also add relative *value* embeddings a^V_clip(j-i) to the values; neither
+    Chang et al.'s code nor Hugging Face's ``relative_key`` does, so ``relative_values``
+    is off by default.  With it on, the output gains sum_j alpha_ij a^V_clip(j-i), which
+    is computed from the (T, 2k+1) offset totals of alpha, not from a (T, T, d) tensor.
+    """
+
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, relative_values: bool = False,
+                 dropout: float = 0.0):
+        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout)
+        width = 2 * max_rel + 1
+        self.relative_keys = nn.Parameter(torch.randn(width, self.d_head) * self.d_head ** -0.5)
+        self.relative_values = (nn.Parameter(torch.zeros(width, self.d_head))
+                                if relative_values else None)
+
+    def position_scores(self, q, k, T):
+        per_offset = (q @ self.relative_keys.T) * self.scale        # (B, H, T, 2k+1)
+        return self.place(per_offset)
+
+    def attend(self, x, pad_mask):
+        if self.relative_values is None:
+            return super().attend(x, pad_mask)
+        weights = F.dropout(self.mixing_matrix_(x, pad_mask), self.dropout if self.training else 0.0,
+                            self.training)
+        # total weight each query puts on each clipped offset: (B, H, T, 2k+1)
+        index = clipped_index(x.shape[1], self.max_rel, x.device).expand_as(weights)
+        per_offset = weights.new_zeros(*weights.shape[:-1], 2 * self.max_rel + 1)
+        per_offset = per_offset.scatter_add(-1, index, weights)
+        return weights @ self.values(x, pad_mask) + per_offset @ self.relative_values
