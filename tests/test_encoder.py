@@ -1,0 +1,74 @@
+import pytest
+import torch
+from torch.testing import assert_close
+
+import compattn
+from compattn import Encoder, EncoderConfig
+
+
+def tiny(variant, **kw):
+    torch.manual_seed(0)
+    cfg = EncoderConfig(variant=variant, vocab_size=50, d_model=32, n_heads=4, n_layers=2, d_ff=64,
+                        max_len=16, dropout=0.0, **kw)
+    return Encoder(cfg).eval()
+
+
+@pytest.mark.parametrize("variant", compattn.variants())
+def test_encoder_heads_and_padding(variant):
+    model = tiny(variant)
+    ids = torch.randint(0, 50, (2, 9))
+    hidden = model(ids)
+    assert hidden.shape == (2, 9, 32)
+    assert model.mlm_logits(hidden).shape == (2, 9, 50)
+    assert model.classify(hidden).shape == (2, 2)
+    padded = torch.cat([ids, torch.zeros(2, 3, dtype=torch.long)], 1)
+    mask = torch.tensor([[True] * 9 + [False] * 3] * 2)
+    assert_close(model(padded, mask)[:, :9], hidden, rtol=1e-5, atol=1e-5)
+
+
+def test_absolute_positions_only_where_wanted():
+    assert tiny("absolute").position_embedding is not None
+    assert tiny("composite").position_embedding is None
+    assert tiny("composite", absolute_positions=True).position_embedding is not None
+    with pytest.raises(ValueError, match="exceeds max_len=16"):
+        tiny("absolute")(torch.zeros(1, 17, dtype=torch.long))
+    assert tiny("t5")(torch.zeros(1, 40, dtype=torch.long)).shape == (1, 40, 32)
+
+
+def test_mlm_decoder_is_tied_to_the_embeddings():
+    model = tiny("none")
+    hidden = model(torch.randint(0, 50, (1, 5)))
+    with torch.no_grad():
+        model.token_embedding.weight.mul_(2)
+    assert model.mlm_logits(hidden).shape == (1, 5, 50)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("decoder" in n for n in names)
+
+
+def test_post_ln_and_mean_pooling():
+    model = tiny("composite", norm="post", pooling="mean")
+    ids = torch.randint(0, 50, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    mask[0, 5:] = False
+    logits = model.classify(model(ids, mask), mask)
+    assert logits.shape == (2, 2) and torch.isfinite(logits).all()
+
+
+def test_parameter_counts():
+    absolute, composite = tiny("absolute").parameter_counts(), tiny("composite").parameter_counts()
+    assert absolute["absolute_positions"] == 16 * 32 and composite["absolute_positions"] == 0
+    per_layer = compattn.mixer_parameter_count("composite", 32, 4) - compattn.mixer_parameter_count("none", 32, 4)
+    assert per_layer == 4 * 17 + 2 * 8 * 17
+    assert composite["total"] - absolute["total"] == 2 * per_layer - 16 * 32
+
+
+def test_t5_bias_starts_at_zero_in_the_encoder():
+    model = tiny("t5")
+    assert (model.blocks[0].mixer.relative_attention_bias.weight == 0).all()
+
+
+def test_masked_lm_loss_ignores_unlabelled_positions():
+    logits = torch.randn(1, 4, 10)
+    labels = torch.tensor([[-100, 3, -100, 7]])
+    expected = torch.nn.functional.cross_entropy(logits[0, [1, 3]], torch.tensor([3, 7]))
+    assert_close(compattn.masked_lm_loss(logits, labels), expected)

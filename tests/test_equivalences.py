@@ -1,0 +1,140 @@
+"""The identities the book derives, checked on the library's modules."""
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+import compattn
+from compattn.mixers.base import merge_heads, split_heads
+from compattn.positions import alibi_slopes, clipped_index, place_band, place_clipped, t5_bucket
+
+from test_mixers import inputs, make
+
+
+def test_place_clipped_matches_definition():
+    T, k = 7, 2
+    table = torch.randn(3, T, 2 * k + 1, dtype=torch.float64)
+    placed = place_clipped(table, k)
+    for i in range(T):
+        for j in range(T):
+            assert placed[0, i, j] == table[0, i, max(-k, min(k, j - i)) + k]
+    band = place_band(table, k)
+    assert (band[:, 0, k + 1:] == 0).all() and (band[:, 0, :k + 1] == table[:, 0, k:]).all()
+
+
+def test_lightconv_is_a_grouped_conv1d_with_the_softmaxed_kernel():
+    mixer = make("lightconv", max_rel=3)
+    x = inputs()
+    kernel = F.softmax(mixer.weight, -1)                                # (H, 7)
+    weight = kernel.repeat_interleave(mixer.d_head, dim=0)[:, None, :]  # (D, 1, 7)
+    v = F.glu(mixer.value(x), -1)
+    conv = F.conv1d(v.transpose(1, 2), weight, padding=3, groups=32).transpose(1, 2)
+    assert_close(mixer(x), mixer.out(conv))
+
+
+def test_dynconv_row_i_depends_on_x_i_alone():
+    mixer = make("dynconv", max_rel=2)
+    x = inputs(B=1)
+    A = mixer.mixing_matrix(x)
+    changed = x.clone()
+    changed[:, 5] += 3.0                       # change position 5 only
+    A2 = mixer.mixing_matrix(changed)
+    rows_moved = (A2 - A).abs().amax(dim=(0, 1, 3)) > 0
+    assert rows_moved.tolist() == [i == 5 for i in range(11)]
+
+
+def test_composite_without_content_and_dynamic_terms_is_a_lightweight_convolution():
+    k, T = 2, 10
+    mixer = make("composite", content=False, query=False, key=False, max_rel=k)
+    x = inputs(B=1, T=T)
+    beta = mixer.fixed_kernel.detach()                                  # (H, 2k+1)
+    expected = F.softmax(beta[:, clipped_index(T, k)], dim=-1)          # (H, T, T)
+    A = mixer.mixing_matrix(x)[0]
+    assert_close(A, expected)
+    # clipped tails: an interior row's weights beyond the window are all equal
+    assert torch.allclose(A[:, 6, :3], A[:, 6, :1].expand(-1, 3))
+    # edge logits -> -inf: exactly Wu's lightweight convolution of width 2k-1 (interior rows)
+    with torch.no_grad():
+        mixer.fixed_kernel[:, 0] = mixer.fixed_kernel[:, -1] = float("-inf")
+    light = make("lightconv", max_rel=k - 1)
+    with torch.no_grad():
+        light.weight.copy_(beta[:, 1:-1])
+    band = light.mixing_matrix(x)[0]
+    inner = slice(k - 1, T - k + 1)
+    assert_close(mixer.mixing_matrix(x)[0, :, inner], band[:, inner])
+
+
+def test_composite_fixed_at_initialisation_equals_plain_attention():
+    torch.manual_seed(0)
+    plain = compattn.build("none", 32, 4, 32).eval()
+    comp = compattn.build("composite_fixed", 32, 4, 32).eval()
+    comp.load_state_dict({**plain.state_dict(), "fixed_kernel": comp.fixed_kernel}, strict=True)
+    x = inputs()
+    assert_close(comp(x), plain(x))
+
+
+def test_shaw_equals_composite_query():
+    shaw, comp = make("shaw", max_rel=3), make("composite_query", max_rel=3, seed=5)
+    state = {n: p for n, p in shaw.state_dict().items() if n != "relative_keys"}
+    comp.load_state_dict({**state, "query_kernel": shaw.relative_keys.T}, strict=True)
+    x = inputs()
+    assert_close(comp(x), shaw(x))
+    assert_close(comp.mixing_matrix(x), shaw.mixing_matrix(x))
+
+
+def test_key_based_term_is_indexed_by_i_minus_j():
+    k, T = 2, 6
+    mixer = make("composite_key", content=False, max_rel=k)
+    x = inputs(B=1, T=T)
+    q, kk = mixer.queries_keys(x, None)
+    scores = mixer.position_scores(q, kk, T)
+    table = (kk @ mixer.key_kernel) * mixer.scale
+    for i in range(T):
+        for j in range(T):
+            assert_close(scores[0, :, i, j], table[0, :, j, max(-k, min(k, i - j)) + k])
+
+
+def test_rotary_scores_depend_only_on_the_offset():
+    mixer = make("rope")
+    x = inputs(B=1, T=1).expand(1, 9, 32)              # the same token at every position
+    q, k = mixer.queries_keys(x, None)
+    scores = (q @ k.transpose(-1, -2))[0]
+    for offset in range(-8, 9):
+        diagonal = torch.diagonal(scores, offset=offset, dim1=-2, dim2=-1)
+        assert_close(diagonal, diagonal[..., :1].expand_as(diagonal))
+
+
+def test_t5_buckets_match_known_values():
+    rel = torch.tensor([0, -1, -7, -8, -11, -12, -64, -90, -91, -1000, 1, 7, 8, 64, 128])
+    expected = [0, 1, 7, 8, 8, 9, 14, 14, 15, 15, 17, 23, 24, 30, 31]
+    assert t5_bucket(rel).tolist() == expected
+    used = set(t5_bucket(torch.arange(-300, 301)).tolist())
+    assert 16 not in used and len(used) == 31
+
+
+def test_alibi_slopes():
+    assert_close(alibi_slopes(8), torch.tensor([2.0 ** -i for i in range(1, 9)]))
+    assert_close(alibi_slopes(4), torch.tensor([2.0 ** -i for i in (2, 4, 6, 8)]))
+    twelve = [2.0 ** -i for i in range(1, 9)] + [2.0 ** -(i + 0.5) for i in range(0, 4)]
+    assert_close(alibi_slopes(12), torch.tensor(twelve))
+
+
+def test_alibi_without_content_is_a_laplace_kernel():
+    mixer = make("alibi")
+    x = inputs(B=1, T=9)
+    mixer.content = False
+    A = mixer.mixing_matrix(x)[0, 0]          # slope 1/4 for head 0 of 4
+    assert_close(A[4, 5] / A[4, 4], torch.tensor(2.0 ** -2).exp().reciprocal())
+
+
+def test_heads_round_trip():
+    x = inputs()
+    assert_close(merge_heads(split_heads(x, 4)), x)
+
+
+def test_parameter_counts_match_the_papers_accounting():
+    base = compattn.mixer_parameter_count("none", 256, 4)
+    extra = {n: compattn.mixer_parameter_count(n, 256, 4) - base
+             for n in ("composite_fixed", "composite_query", "composite_key", "composite",
+                       "conv_values", "conv_qk")}
+    assert extra == {"composite_fixed": 68, "composite_query": 1088, "composite_key": 1088,
+                     "composite": 2244, "conv_values": 4608, "conv_qk": 9216}

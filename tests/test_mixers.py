@@ -1,0 +1,118 @@
+"""Properties every registered variant must have, parametrised over compattn.variants()."""
+import pytest
+import torch
+from torch.testing import assert_close
+
+import compattn
+
+VARIANTS = compattn.variants()
+# variants whose mixing-matrix rows are a softmax over the whole sequence
+CONVOLUTIONS = {"lightconv", "dynconv", "convbert"}
+NO_MATRIX = {"conv_output"}
+
+
+def make(name, d_model=32, n_heads=4, max_len=32, dtype=torch.float32, seed=0, **opts):
+    torch.manual_seed(seed)
+    mixer = compattn.build(name, d_model=d_model, n_heads=n_heads, max_len=max_len, **opts)
+    # non-zero relative tables, so every term really takes part in the checks
+    with torch.no_grad():
+        for pname, p in mixer.named_parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.5)
+    return mixer.to(dtype).eval()
+
+
+def inputs(B=2, T=11, D=32, dtype=torch.float32, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, D, generator=g, dtype=dtype)
+
+
+def test_every_design_name_is_registered():
+    design = {"absolute", "none", "shaw", "t5", "alibi", "rope", "lightconv", "dynconv",
+              "composite_fixed", "composite_query", "composite_key", "composite", "convbert",
+              "conv_qk", "conv_values", "conv_output"}
+    assert design <= set(VARIANTS)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_shape_and_dtype(name, dtype):
+    mixer = make(name, dtype=dtype)
+    x = inputs(dtype=dtype)
+    y = mixer(x)
+    assert y.shape == x.shape and y.dtype == dtype
+    assert torch.isfinite(y.float()).all()
+    if name not in NO_MATRIX:
+        A = mixer.mixing_matrix(x)
+        assert A.shape == (2, 4, 11, 11)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_every_parameter_gets_a_finite_gradient(name):
+    mixer = make(name).train()
+    x = inputs().requires_grad_()
+    mixer(x).square().sum().backward()
+    assert torch.isfinite(x.grad).all()
+    for pname, p in mixer.named_parameters():
+        assert p.grad is not None, f"{name}: parameter {pname} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name}: gradient of {pname} is not finite"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_gradcheck_float64(name):
+    mixer = make(name, d_model=8, n_heads=2, max_len=8, dtype=torch.float64, max_rel=2) \
+        if "max_rel" in compattn.options(name) else make(name, d_model=8, n_heads=2, max_len=8,
+                                                         dtype=torch.float64)
+    x = inputs(B=1, T=5, D=8, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: mixer(t), (x,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_padding_never_changes_real_positions(name):
+    mixer = make(name)
+    x = inputs(B=1, T=9)
+    junk = inputs(B=1, T=4, seed=7) * 10
+    padded = torch.cat([x, junk], dim=1)
+    mask = torch.tensor([[True] * 9 + [False] * 4])
+    assert_close(mixer(padded, mask)[:, :9], mixer(x), rtol=1e-5, atol=1e-5)
+    if name not in NO_MATRIX:
+        A_pad = mixer.mixing_matrix(padded, mask)
+        assert_close(A_pad[..., :9, :9], mixer.mixing_matrix(x), rtol=1e-5, atol=1e-6)
+        assert (A_pad[..., :, 9:] == 0).all(), "padded keys must get no weight"
+
+
+@pytest.mark.parametrize("name", [n for n in VARIANTS if n not in NO_MATRIX])
+def test_forward_is_mixing_matrix_times_values(name):
+    # a window narrower than the sequence, so that rows both lose and keep all their taps
+    mixer = make(name, max_rel=3) if "max_rel" in compattn.options(name) else make(name)
+    x = inputs()
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[1, 8:] = False
+    A = mixer.mixing_matrix(x, mask)
+    expected = mixer.project_out(A @ mixer.values(x, mask))
+    assert_close(mixer(x, mask), expected, rtol=1e-5, atol=1e-5)
+    rows = A.sum(-1)[0]                              # sequence 0 has no padding: (H, T)
+    if name == "convbert":                           # heads: [attention, attention, conv, conv]
+        assert_close(rows[:2], torch.ones_like(rows[:2]))
+        rows, k = rows[2:], 4
+    elif name in CONVOLUTIONS:
+        k = mixer.max_rel
+    else:
+        assert_close(A.sum(-1), torch.ones_like(A.sum(-1)))
+        return
+    # a zero-padded convolution loses taps at the edges only
+    assert (rows <= 1 + 1e-5).all()
+    assert_close(rows[:, k:11 - k], torch.ones_like(rows[:, k:11 - k]))
+    assert (rows[:, 0] < 1 - 1e-3).all()
+
+
+def test_conv_output_has_no_mixing_matrix():
+    with pytest.raises(NotImplementedError):
+        make("conv_output").mixing_matrix(inputs())
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_dropout_is_off_in_eval_and_deterministic(name):
+    mixer = make(name, dropout=0.5).eval()
+    x = inputs()
+    assert_close(mixer(x), mixer(x))
