@@ -18,14 +18,19 @@ class Entry:
     preset: dict = field(default_factory=dict)
     paper_term: str = ""
     formula: str = ""
+    cost: str = ""
 
 
-def register(name: str, *, paper_term: str = "", formula: str = "", **preset):
-    """Class decorator: register ``cls`` under ``name`` with preset options."""
+def register(name: str, *, paper_term: str = "", formula: str = "", cost: str = "", **preset):
+    """Class decorator: register ``cls`` under ``name`` with preset options.
+
+    ``paper_term``, ``formula`` (LaTeX) and ``cost`` (extra work over plain attention)
+    describe the variant in the book's tables.
+    """
     def decorate(cls):
         if name in _REGISTRY:
             raise ValueError(f"variant {name!r} is registered twice")
-        _REGISTRY[name] = Entry(name, cls, dict(preset), paper_term, formula)
+        _REGISTRY[name] = Entry(name, cls, dict(preset), paper_term, formula, cost)
         return cls
     return decorate
 

@@ -78,20 +78,23 @@ class Attention(Mixer):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale)
 
 
-@register("absolute", paper_term="BERT baseline (absolute positions)",
+@register("absolute", cost="none (fused attention)",
+          paper_term="BERT baseline (absolute positions)",
           formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h}),\ x_i \leftarrow x_i + p_i")
 class AbsoluteAttention(Attention):
     """Dot-product attention; the encoder adds learned absolute positions p_i to x_i."""
     uses_absolute_positions = True
 
 
-@register("none", paper_term="ablation: no position information",
+@register("none", cost="none (fused attention)",
+          paper_term="ablation: no position information",
           formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h})")
 class NoPositionAttention(Attention):
     """Dot-product attention with no position information at all (a bag of tokens)."""
 
 
-@register("rope", paper_term="not a convolution in this sense (multiplies content)",
+@register("rope", cost="rotate q and k: O(T d)",
+          paper_term="not a convolution in this sense (multiplies content)",
           formula=r"\softmax_j\big((R_i q_i)\cdot(R_j k_j)/\sqrt{d_h}\big)")
 class RotaryAttention(Attention):
     """Rotary position embeddings (Su et al. 2021): rotate q_i and k_j by angles i*theta."""
@@ -108,7 +111,8 @@ class RotaryAttention(Attention):
         return rotate(q, cos, sin), rotate(k, cos, sin)
 
 
-@register("t5", paper_term="fixed lightweight convolution (log-bucketed)",
+@register("t5", cost="a (H, T, T) bias from a 32-entry table",
+          paper_term="fixed lightweight convolution (log-bucketed)",
           formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + b^{(h)}_{\mathrm{bucket}(j-i)})")
 class T5BiasAttention(Attention):
     """Content + a learned per-head scalar for the log-bucket of j - i (Raffel et al. 2020).
@@ -136,8 +140,9 @@ class T5BiasAttention(Attention):
         return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]  # (1, H, T, T)
 
 
-@register("alibi", paper_term="fixed lightweight convolution, not learned",
-          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} - m_h\,|j-i|)")
+@register("alibi", cost="a fixed (H, T, T) bias, no parameters",
+          paper_term="fixed lightweight convolution, not learned",
+          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} - m_h\,\lvert j-i\rvert)")
 class ALiBiAttention(Attention):
     """Content + a fixed linear penalty -m_h |j - i| with geometric slopes (Press et al. 2022)."""
 

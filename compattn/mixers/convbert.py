@@ -37,7 +37,8 @@ class SeparableConv1d(nn.Module):
         return (self.pointwise(self.depthwise(x.transpose(1, 2))) + self.bias).transpose(1, 2)
 
 
-@register("convbert", paper_term="ConvBERT mixed attention (span-based dynamic conv)",
+@register("convbert", cost="half the heads become an O(T K d) convolution",
+          paper_term="ConvBERT mixed attention (span-based dynamic conv)",
           formula=r"[\softmax_j(q_i\cdot k_j/\sqrt{d_h})\ ;\ \sum_r \softmax_r"
                   r"((q_i\odot k^s_i)W_f)_r\, v'_{i+r}]")
 class ConvBertAttention(Mixer):

@@ -82,7 +82,8 @@ class Convolution(Mixer):
         return band
 
 
-@register("lightconv", paper_term="lightweight convolution (Wu et al. 2019)",
+@register("lightconv", cost="replaces attention: O(T k d), no (T, T) work",
+          paper_term="lightweight convolution (Wu et al. 2019)",
           formula=r"\sum_{|r|\le k}\softmax_r(w^{(h)})_r\, v_{i+r}")
 class LightweightConv(Convolution):
     """One learned kernel of 2k+1 taps per head, softmax-normalised, no content term."""
@@ -98,7 +99,8 @@ class LightweightConv(Convolution):
         return F.softmax(self.weight, dim=-1)[None, :, None, :]
 
 
-@register("dynconv", paper_term="dynamic lightweight convolution (Wu et al. 2019)",
+@register("dynconv", cost="replaces attention: O(T k d) + kernel generator",
+          paper_term="dynamic lightweight convolution (Wu et al. 2019)",
           formula=r"\sum_{|r|\le k}\softmax_r(x_i W^{\mathrm{dyn}})^{(h)}_r\, v_{i+r}")
 class DynamicConv(Convolution):
     """Kernel of each position predicted from that position's input alone."""

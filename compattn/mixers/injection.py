@@ -46,7 +46,8 @@ class InjectedConvolution(Attention):
         super().__init__(d_model, n_heads, max_len, dropout=dropout)
 
 
-@register("conv_qk", paper_term="depthwise-separable conv on queries/keys (half the heads)",
+@register("conv_qk", cost="two depthwise convolutions O(T k D)",
+          paper_term="depthwise-separable conv on queries/keys (half the heads)",
           formula=r"q, k \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvQueriesKeys(InjectedConvolution):
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0):
@@ -59,7 +60,8 @@ class ConvQueriesKeys(InjectedConvolution):
                 split_heads(self.key(x, pad_mask), self.n_heads))
 
 
-@register("conv_values", paper_term="depthwise-separable conv on values (half the heads)",
+@register("conv_values", cost="one depthwise convolution O(T k D)",
+          paper_term="depthwise-separable conv on values (half the heads)",
           formula=r"v \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvValues(InjectedConvolution):
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0):
@@ -70,7 +72,8 @@ class ConvValues(InjectedConvolution):
         return split_heads(self.value(x, pad_mask), self.n_heads)
 
 
-@register("conv_output", paper_term="depthwise conv added to the attention output",
+@register("conv_output", cost="one depthwise convolution O(T k D)",
+          paper_term="depthwise conv added to the attention output",
           formula=r"y_i = \sum_j\alpha_{ij}v_j + s_h\,(\mathrm{DWConv}(v))_i")
 class ConvOutput(InjectedConvolution):
     """attention + s_h * depthwise_conv(v); s_h is fixed at 1 unless ``scaled=True``.

@@ -53,17 +53,21 @@ class RelativeAttention(Attention):
         return place_band(table, self.max_rel, outside=float("-inf"))
 
 
-@register("composite", paper_term="composite attention (qk_convfixed_convq_convk)",
+@register("composite", cost="two (T, 2k+1) matmuls + gathers",
+          paper_term="composite attention (qk_convfixed_convq_convk)",
           formula=r"\softmax_j\big(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)}"
                   r" + (q_i\cdot u_{\clip(j-i)} + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
           fixed=True, query=True, key=True)
-@register("composite_key", paper_term="composite attention, key-based dynamic (qk_convk)",
+@register("composite_key", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
+          paper_term="composite attention, key-based dynamic (qk_convk)",
           formula=r"\softmax_j\big((q_i\cdot k_j + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
           fixed=False, query=False, key=True)
-@register("composite_query", paper_term="composite attention, query-based dynamic (qk_convq)",
+@register("composite_query", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
+          paper_term="composite attention, query-based dynamic (qk_convq)",
           formula=r"\softmax_j\big((q_i\cdot k_j + q_i\cdot u_{\clip(j-i)})/\sqrt{d_h}\big)",
           fixed=False, query=True, key=False)
-@register("composite_fixed", paper_term="composite attention, fixed (qk_convfixed)",
+@register("composite_fixed", cost="a (H, 2k+1) table placed into (T, T)",
+          paper_term="composite attention, fixed (qk_convfixed)",
           formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)})",
           fixed=True, query=False, key=False)
 class CompositeAttention(RelativeAttention):
@@ -107,7 +111,8 @@ class CompositeAttention(RelativeAttention):
         return scores
 
 
-@register("shaw", paper_term="query-based dynamic lightweight convolution (Shaw et al. 2018)",
+@register("shaw", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
+          paper_term="query-based dynamic lightweight convolution (Shaw et al. 2018)",
           formula=r"\softmax_j\big(q_i\cdot(k_j + a^K_{\clip(j-i)})/\sqrt{d_h}\big)")
 class ShawAttention(RelativeAttention):
     """Relative key embeddings a^K_r (2k+1 vectors of size d_head, shared by the heads).

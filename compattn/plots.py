@@ -1,0 +1,99 @@
+"""Every figure in the book is drawn here, in one style.
+
+Figures are PNG with an opaque white background, so they stay readable in the book's dark
+mode; mixing matrices always use the same colour map, with row i = output position.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+MATRIX_CMAP = "magma_r"
+STYLE = {
+    "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
+    "savefig.transparent": False, "figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
+    "axes.titlesize": 9, "axes.spines.top": False, "axes.spines.right": False,
+    "image.cmap": MATRIX_CMAP, "axes.grid": False,
+}
+
+
+def setup_notebook(seed: int = 0) -> dict:
+    """The first cell of every chapter: seed, figure style, and a one-line report."""
+    import torch
+
+    from .config import current_profile, resolve_device
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_printoptions(precision=4, sci_mode=False)
+    matplotlib.rcParams.update(STYLE)
+    try:  # PNG only: nbval compares SVG text, and PNG keeps notebooks small
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+        set_matplotlib_formats("png")
+    except ImportError:
+        pass
+    info = {"profile": current_profile(), "device": resolve_device("auto"),
+            "torch": torch.__version__.split("+")[0]}
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    return info
+
+
+def plot_matrices(matrices: dict, ncols: int = 4, size: float = 2.1, tokens=None,
+                  vmax=None, title: str | None = None):
+    """Heat maps of (T, T) matrices side by side, one panel per entry of ``matrices``."""
+    n = len(matrices)
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for ax, (name, matrix) in zip(axes.flat, matrices.items()):
+        m = np.asarray(matrix, dtype=float)
+        ax.imshow(m, cmap=MATRIX_CMAP, vmin=0, vmax=vmax if vmax is not None else max(m.max(), 1e-9))
+        ax.set_title(name)
+        ticks = range(m.shape[0])
+        if tokens is not None and len(tokens) <= 16:
+            ax.set_xticks(ticks, tokens, rotation=90, fontsize=6)
+            ax.set_yticks(ticks, tokens, fontsize=6)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_kernels(kernels: dict, offsets=None, title: str | None = None):
+    """Line plot of kernels over relative offsets r = j - i (one line per entry)."""
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    for name, kernel in kernels.items():
+        kernel = np.asarray(kernel, dtype=float)
+        r = offsets if offsets is not None else np.arange(len(kernel)) - len(kernel) // 2
+        ax.plot(r, kernel, marker="o", ms=3, label=name)
+    ax.set_xlabel("offset r = j - i")
+    ax.set_ylabel("weight")
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(curves: dict, xlabel: str = "step", ylabel: str = "loss", title: str | None = None):
+    """Several learning curves on one axis: ``curves[name] = (x, y)``."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for name, (x, y) in curves.items():
+        ax.plot(x, y, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

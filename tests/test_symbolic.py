@@ -1,0 +1,87 @@
+"""The identities of Part I, asserted with SymPy (the chapters assert the same ones)."""
+import sympy as sp
+import torch
+from torch.testing import assert_close
+
+import compattn
+from compattn import symbolic as S
+
+
+def test_convolution_is_a_band_matrix_product():
+    T, k = 5, 1
+    X = S.sequence("x", T, 2)
+    w = S.offset_symbols("w", k)
+    assert S.is_zero(S.band_matrix(T, w, k) * X - S.depthwise_convolution(X, [w, w], k))
+
+
+def test_lightweight_convolution_ties_channels_within_a_head():
+    T, k = 4, 1
+    X = S.sequence("x", T, 2)
+    w = S.offset_symbols("w", k)
+    band = S.band_matrix(T, S.softmax_kernel(w), k)
+    assert S.is_zero(band * X - S.lightweight_convolution(X, [w], k))
+
+
+def test_dynamic_convolution_rows_depend_on_their_own_token():
+    T, k = 4, 1
+    X = S.sequence("x", T, 2)
+    W = S.sequence("W", 2, 2 * k + 1)          # generator: logits for the 3 taps from x_i
+    kernel = lambda i: S.softmax_kernel({r: (X[i, :] * W[:, r + k])[0] for r in range(-k, k + 1)})
+    A = S.band_matrix(T, kernel, k)
+    for i in range(T):
+        others = {s for j in range(T) if j != i for s in X[j, :]}
+        assert not (A[i, :].free_symbols & others)
+
+
+def test_shaw_logits_are_content_plus_a_query_generated_kernel():
+    T, d, k = 4, 2, 1
+    Q, K = S.sequence("q", T, d), S.sequence("k", T, d)
+    a = S.offset_vectors("a", k, d)
+    shaw = sp.Matrix(T, T, lambda i, j: (Q[i, :] * (K[j, :] + a[S.clip(j - i, k)]).T)[0])
+    assert S.is_zero(shaw - (S.content_scores(Q, K) + S.query_relative_term(Q, a, k)))
+
+
+def test_joint_softmax_multiplies_the_kernels():
+    T, k = 4, 1
+    c = sp.Matrix(T, T, lambda i, j: sp.Symbol(f"c_{{{i}{j}}}", real=True))
+    beta = S.fixed_relative_term(T, S.offset_symbols("beta", k), k)
+    product = S.normalise_rows(c.applyfunc(sp.exp).multiply_elementwise(beta.applyfunc(sp.exp)))
+    assert S.is_zero(S.softmax_rows(c + beta) - product)
+
+
+def test_rotary_score_depends_only_on_the_offset():
+    m, n, theta = sp.symbols("m n theta", real=True)
+    q, k = S.sequence("q", 2, 1), S.sequence("k", 2, 1)
+    assert S.is_zero(S.rotary_score(q, k, m, n, theta) - S.rotary_score(q, k, 0, n - m, theta))
+
+
+def test_quadratic_encoding_concentrates_on_the_shift():
+    alpha = sp.Symbol("alpha", positive=True)
+    shift = 1
+    scores = {d: S.quadratic_score(d, shift, alpha) for d in (-1, 0, 1)}
+    weight = sp.exp(scores[shift]) / sum(sp.exp(s) for s in scores.values())
+    assert sp.limit(weight, alpha, sp.oo) == 1
+
+
+def test_parameter_counts_match_the_library():
+    for d_model, n_heads, k in ((64, 4, 3), (256, 4, 8), (96, 6, 5)):
+        base = compattn.mixer_parameter_count("none", d_model, n_heads)
+        for name, expr in S.EXTRA_PARAMETERS.items():
+            got = compattn.mixer_parameter_count(name, d_model, n_heads, max_rel=k) - base
+            assert got == expr.subs({S.H: n_heads, S.d_h: d_model // n_heads, S.k_sym: k})
+
+
+def test_symbolic_lightconv_equals_the_library_numerically():
+    T, k = 6, 2
+    torch.manual_seed(0)
+    mixer = compattn.build("lightconv", 4, 2, 16, max_rel=k, glu=False).double()
+    v = torch.randn(1, T, 4, dtype=torch.float64)
+    X = sp.Matrix(v[0].tolist())
+    w = [{r: float(mixer.weight[h, r + k].detach()) for r in range(-k, k + 1)} for h in range(2)]
+    expected = torch.tensor(S.lightweight_convolution(X, w, k).evalf().tolist(), dtype=torch.float64)
+    with torch.no_grad():
+        mixer.value.weight.copy_(torch.eye(4))
+        mixer.value.bias.zero_()
+        mixer.out.weight.copy_(torch.eye(4))
+        mixer.out.bias.zero_()
+    assert_close(mixer(v)[0], expected)
