@@ -119,9 +119,8 @@ def test_alibi_slopes():
 
 
 def test_alibi_without_content_is_a_laplace_kernel():
-    mixer = make("alibi")
+    mixer = make("alibi", content=False)
     x = inputs(B=1, T=9)
-    mixer.content = False
     A = mixer.mixing_matrix(x)[0, 0]          # slope 1/4 for head 0 of 4
     assert_close(A[4, 5] / A[4, 4], torch.tensor(2.0 ** -2).exp().reciprocal())
 

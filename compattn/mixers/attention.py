@@ -124,8 +124,9 @@ class T5BiasAttention(Attention):
     """
 
     def __init__(self, d_model, n_heads, max_len, *, num_buckets: int = 32, max_distance: int = 128,
-                 bidirectional: bool = True, unscaled_content: bool = False, dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, dropout=dropout)
+                 bidirectional: bool = True, unscaled_content: bool = False, content: bool = True,
+                 dropout: float = 0.0):
+        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout)
         if num_buckets < 2 or (bidirectional and num_buckets < 4):
             raise ValueError(f"num_buckets must be >= 4 (bidirectional) or >= 2, got {num_buckets}")
         self.num_buckets, self.max_distance, self.bidirectional = num_buckets, max_distance, bidirectional
@@ -146,8 +147,8 @@ class T5BiasAttention(Attention):
 class ALiBiAttention(Attention):
     """Content + a fixed linear penalty -m_h |j - i| with geometric slopes (Press et al. 2022)."""
 
-    def __init__(self, d_model, n_heads, max_len, *, dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, dropout=dropout)
+    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0):
+        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout)
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
 
     def position_scores(self, q, k, T):
