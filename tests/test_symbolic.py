@@ -85,3 +85,46 @@ def test_symbolic_lightconv_equals_the_library_numerically():
         mixer.out.weight.copy_(torch.eye(4))
         mixer.out.bias.zero_()
     assert_close(mixer(v)[0], expected)
+
+
+def test_key_based_term_is_the_reversed_table_read_at_j_minus_i():
+    T, k = 4, 1
+    K = S.sequence("k", T, 2)
+    u = S.offset_vectors("u", k, 2)
+    reversed_u = {r: u[-r] for r in u}
+    as_j_minus_i = sp.Matrix(T, T, lambda i, j: (K[j, :] * reversed_u[S.clip(j - i, k)].T)[0])
+    assert S.is_zero(S.key_relative_term(K, u, k) - as_j_minus_i)
+
+
+def test_clipped_kernel_without_content_has_tied_tails_and_becomes_wu_at_minus_infinity():
+    T, k = 5, 1
+    Q = S.sequence("q", T, 2)
+    a = S.offset_vectors("a", k, 2)
+    A = S.softmax_rows(S.query_relative_term(Q, a, k))
+    assert S.is_zero(A[2, 0] - A[2, 1]) and S.is_zero(A[2, 4] - A[2, 3])
+    edge_logits = [(Q[2, :] * a[r].T)[0] for r in (-k, k)]
+    row = A[2, :].subs({sp.exp(e): 0 for e in edge_logits})
+    assert S.is_zero(row - sp.Matrix([[0, 0, 1, 0, 0]]))
+
+
+def test_deberta_terms_are_query_and_key_based_kernels():
+    T, k = 4, 1
+    Q, K = S.sequence("q", T, 2), S.sequence("k", T, 2)
+    Kr, Qr = S.offset_vectors("K^r", k, 2), S.offset_vectors("Q^r", k, 2)
+    c2p = sp.Matrix(T, T, lambda i, j: (Q[i, :] * Kr[S.clip(i - j, k)].T)[0])
+    p2c = sp.Matrix(T, T, lambda i, j: (K[j, :] * Qr[S.clip(i - j, k)].T)[0])
+    assert S.is_zero(c2p - S.query_relative_term(Q, {r: Kr[-r] for r in Kr}, k))
+    assert S.is_zero(p2c - S.key_relative_term(K, Qr, k))
+
+
+def test_convbert_kernel_at_query_vs_authors_kernel_at_key():
+    T, K = 5, 3
+    k = K // 2
+    G = sp.Matrix(T, K, lambda i, c: sp.Symbol(f"G_{i}_{c}", real=True))
+    convbert = S.band_matrix(T, lambda i: S.softmax_kernel({r: G[i, r + k] for r in range(-k, k + 1)}), k)
+    authors = S.softmax_rows(sp.Matrix(T, T, lambda i, j: G[j, j - i + k] if abs(j - i) <= k else -sp.oo))
+    assert not S.is_zero(convbert[2, 1] - authors[2, 1])
+    same = {G[i, c]: G[0, c] for i in range(T) for c in range(K)}
+    assert S.is_zero((convbert - authors).subs(same)[k:T - k, :])
+    assert not S.is_zero(sum(convbert[0, :]).subs(same) - 1)   # zero padding loses a tap
+    assert S.is_zero(sum(authors[0, :]).subs(same) - 1)        # the authors renormalise
