@@ -1,20 +1,94 @@
-"""Named profiles: how big the book's live runs are on this machine.
+"""Named profiles: how big the book's training runs are.
 
-``COMPATTN_PROFILE`` picks one: ``tiny`` (CI and the default on a CPU: every training cell
-under a minute), ``small`` (a laptop: minutes), ``paper`` (a GPU: the full comparison).
+``COMPATTN_PROFILE`` (or ``--profile``) picks one:
+
+* ``tiny``  -- CI and the default on a CPU: a variant pre-trains and fine-tunes in well under
+  a minute on two cores, on the embedded sample;
+* ``small`` -- a laptop CPU: minutes per variant, on the full data when it is built;
+* ``paper`` -- one GPU: a BERT-small-like encoder (4 layers, d=256, 4 heads, sequence 128),
+  sized so that one variant takes a few minutes on an H100.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import asdict, dataclass, field, replace
 
-PROFILES = ("tiny", "small", "paper")
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: float = 0.1            # fraction of the steps with a linear warm-up, then linear decay
+    weight_decay: float = 0.01
+    clip: float = 1.0              # gradient-norm clipping
+    eval_every: int = 50
+    eval_batches: int = 4
+    checkpoint_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not 0 <= self.warmup < 1:
+            raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model: dict = field(default_factory=dict)      # EncoderConfig fields
+    pretrain: TrainConfig = None
+    finetune: TrainConfig = None
+    data: str = "sample"                           # "sample", "auto" or "full"
+    tokenizer: str = "sample"
+
+    @property
+    def seq_len(self) -> int:
+        return self.model["max_len"]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES = {
+    "tiny": Profile(
+        "tiny", model=dict(d_model=64, n_heads=4, n_layers=2, d_ff=256, max_len=64, dropout=0.1),
+        pretrain=TrainConfig(steps=300, batch_size=16, lr=2e-3, eval_every=50, eval_batches=4,
+                             checkpoint_every=50),
+        finetune=TrainConfig(steps=150, batch_size=32, lr=1e-3, eval_every=50, eval_batches=4,
+                             checkpoint_every=50)),
+    "small": Profile(
+        "small", model=dict(d_model=128, n_heads=4, n_layers=4, d_ff=512, max_len=128, dropout=0.1),
+        pretrain=TrainConfig(steps=2000, batch_size=32, lr=1e-3, eval_every=200, eval_batches=8,
+                             checkpoint_every=200),
+        finetune=TrainConfig(steps=600, batch_size=32, lr=5e-4, eval_every=100, eval_batches=16,
+                             checkpoint_every=200),
+        data="auto", tokenizer="auto"),
+    "paper": Profile(
+        "paper", model=dict(d_model=256, n_heads=4, n_layers=4, d_ff=1024, max_len=128, dropout=0.1),
+        pretrain=TrainConfig(steps=6000, batch_size=128, lr=1e-3, eval_every=500, eval_batches=16,
+                             checkpoint_every=500),
+        finetune=TrainConfig(steps=1000, batch_size=64, lr=3e-4, eval_every=250, eval_batches=32,
+                             checkpoint_every=500),
+        data="auto", tokenizer="auto"),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """A profile by name; ``None`` means ``current_profile()``."""
+    name = name or current_profile()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {tuple(PROFILES)}")
+    return PROFILES[name]
 
 
 def current_profile() -> str:
     """The profile named by ``COMPATTN_PROFILE`` (default ``tiny``)."""
     name = os.environ.get("COMPATTN_PROFILE", "tiny")
     if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r} in COMPATTN_PROFILE; choose one of {PROFILES}")
+        raise ValueError(f"unknown profile {name!r} in COMPATTN_PROFILE; choose one of {tuple(PROFILES)}")
     return name
 
 
@@ -27,3 +101,6 @@ def resolve_device(device: str = "auto") -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
     return device
+
+
+__all__ = ["TrainConfig", "Profile", "PROFILES", "get_profile", "current_profile", "resolve_device", "replace"]

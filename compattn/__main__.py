@@ -1,0 +1,109 @@
+"""Command line: ``python -m compattn data | pretrain | finetune``.
+
+    python -m compattn data                      # fetch the sources, build corpus + tasks
+    python -m compattn pretrain --variant composite --profile tiny --out runs/
+    python -m compattn finetune --variant composite --task wn_pos --pretrained runs/pretrain-composite-s0.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+
+def _paper_on_cpu_warning(profile: str, device: str):
+    from .config import get_profile, resolve_device
+
+    if profile != "paper" or resolve_device(device) != "cpu":
+        return
+    from . import Encoder, EncoderConfig
+    import torch
+
+    prof = get_profile("paper")
+    model = Encoder(EncoderConfig(variant="absolute", vocab_size=8000, **prof.model))
+    ids = torch.randint(8000, (prof.pretrain.batch_size, prof.seq_len))
+    start = time.perf_counter()
+    for _ in range(2):
+        model.mlm_logits(model(ids)).sum().backward()
+    per_step = (time.perf_counter() - start) / 2
+    minutes = per_step * prof.pretrain.steps / 60
+    warnings.warn(f"no GPU found: the 'paper' profile is sized for one GPU. Pre-training one variant would "
+                  f"take about {minutes:.0f} minutes on this CPU ({per_step:.1f} s per step, measured). "
+                  "Use --profile small for a CPU-sized run; continuing with 'paper' as asked.", stacklevel=1)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m compattn", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    data = sub.add_parser("data", help="fetch the source packages and build the corpus and the tasks")
+    data.add_argument("--dir", type=Path, default=None, help="data directory (default: $COMPATTN_DATA)")
+    data.add_argument("--make-sample", type=Path, metavar="OUT", help="also write the embedded sample to OUT")
+    data.add_argument("--check", action="store_true",
+                      help="build twice, require identical bytes, then verify checksums, sizes and held-out hygiene")
+    for name in ("pretrain", "finetune"):
+        p = sub.add_parser(name, help=f"{name} one variant and write a JSON record")
+        p.add_argument("--variant", required=True)
+        p.add_argument("--profile", default=None, help="tiny | small | paper (default: $COMPATTN_PROFILE or tiny)")
+        p.add_argument("--out", type=Path, default=Path("runs"))
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto")
+        p.add_argument("--steps", type=int, default=None, help="override the profile's number of steps")
+        if name == "finetune":
+            p.add_argument("--task", required=True)
+            p.add_argument("--pretrained", type=Path, default=None, help="a pre-training checkpoint")
+            p.add_argument("--regression", action="store_true", help="vader_sent: predict the human score")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "data":
+            from .data import data_dir
+            from .data.build import build, verify
+            from .data.sample import make_sample
+
+            target = args.dir or data_dir()
+            manifest = build(target)
+            print(f"built {target}: corpus {sum(s['words'] for s in manifest['corpus']['sources'].values()):,} "
+                  f"words; tasks " + ", ".join(f"{t} {sum(i['counts'].values()):,}" for t, i in manifest["tasks"].items()))
+            if args.check:
+                again = build(target)
+                problems = verify(target)
+                if again != manifest:
+                    problems.insert(0, "a second build gave different bytes (the manifests differ)")
+                if problems:
+                    print("data check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+                    return 1
+                print("data check passed: two builds gave identical bytes; checksums, sizes and "
+                      "held-out hygiene hold")
+            if args.make_sample:
+                print("sample:", make_sample(target, args.make_sample))
+            return 0
+        import compattn  # noqa: F401  (validates the variant name below)
+        from .registry import entry
+        from .train import finetune, pretrain
+
+        entry(args.variant)
+        _paper_on_cpu_warning(args.profile, args.device)
+        if args.command == "pretrain":
+            _, record = pretrain(args.variant, args.profile, seed=args.seed, out=args.out, device=args.device,
+                                 steps=args.steps)
+        else:
+            _, record = finetune(args.variant, args.task, args.pretrained, args.profile, seed=args.seed,
+                                 out=args.out, device=args.device, regression=args.regression, steps=args.steps)
+        print(json.dumps({"variant": record["variant"], "final": record["final"],
+                          "wall_time_s": round(record["wall_time_s"], 1)}, indent=1))
+        return 0
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # the data step's DataUnavailable and friends
+        if type(err).__name__ == "DataUnavailable":
+            print(f"error: {err}", file=sys.stderr)
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The JSON record every training run writes, and its schema.
+
+A record carries its provenance -- variant, profile, seed, configuration, device, torch
+version, git commit, wall time, throughput -- next to its learning curves and final
+metrics, so that every number the book shows can be traced to a run.
+"""
+from __future__ import annotations
+
+import jsonschema
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+
+RECORD_SCHEMA = {
+    "type": "object",
+    "required": ["kind", "variant", "profile", "seed", "encoder", "train", "device", "torch", "commit",
+                 "wall_time_s", "tokens_per_s", "parameters", "curves", "final"],
+    "properties": {
+        "kind": {"enum": ["pretrain", "finetune"]},
+        "variant": {"type": "string"},
+        "profile": {"enum": ["tiny", "small", "paper"]},
+        "seed": {"type": "integer"},
+        "encoder": {"type": "object", "required": ["variant", "vocab_size", "d_model", "n_heads", "n_layers"]},
+        "train": {"type": "object", "required": ["steps", "batch_size", "lr"]},
+        "device": {"type": "string"},
+        "torch": {"type": "string"},
+        "commit": {"type": "string"},
+        "wall_time_s": {"type": "number", "minimum": 0},
+        "tokens_per_s": _NUMBER_OR_NULL,
+        "parameters": {"type": "object", "required": ["total"]},
+        "curves": {
+            "type": "object", "required": ["step", "train_loss", "dev"],
+            "properties": {"step": {"type": "array", "items": {"type": "integer"}},
+                           "train_loss": {"type": "array", "items": {"type": "number"}},
+                           "dev": {"type": "array", "items": {"type": "object"}}},
+        },
+        "final": {"type": "object"},
+        "task": {"type": "string"},
+    },
+    "allOf": [{"if": {"properties": {"kind": {"const": "finetune"}}},
+               "then": {"required": ["task"], "properties": {"final": {"required": ["dev", "test"]}}}}],
+}
+
+
+def validate_record(record: dict) -> None:
+    """Raise ``ValueError`` naming the first field that does not fit the schema."""
+    try:
+        jsonschema.validate(record, RECORD_SCHEMA)
+    except jsonschema.ValidationError as err:
+        where = "/".join(map(str, err.absolute_path)) or "(top level)"
+        raise ValueError(f"invalid run record at {where}: {err.message}") from None

@@ -1,0 +1,402 @@
+"""One training loop for masked-LM pre-training and fine-tuning.
+
+* AdamW (no decay on biases and norms), linear warm-up then linear decay, gradient clipping;
+* batches and masks are drawn from generators seeded by (seed, step), so a run is
+  deterministic on a CPU and a resumed run continues exactly where it stopped;
+* checkpoints are written atomically (temporary file + rename) and loaded with
+  ``weights_only=True``; a killed run resumes to the same final weights;
+* ``device="auto"`` picks CUDA, where bf16 autocast and ``torch.compile`` are switched on;
+* under ``torchrun`` every process takes its slice of each batch (DistributedDataParallel,
+  gloo on CPU, NCCL on CUDA) and only rank 0 writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .config import TrainConfig, get_profile, resolve_device
+from .encoder import Encoder, EncoderConfig, masked_lm_loss, parameter_counts
+
+MASK_RATE = 0.15
+
+
+# --- data ---------------------------------------------------------------------------------------
+def mlm_blocks(documents, tokenizer, seq_len: int) -> torch.Tensor:
+    """Token blocks ``[CLS] ... [SEP]`` of length ``seq_len`` cut from each document (padded)."""
+    cls, sep, pad = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+    body = seq_len - 2
+    blocks = []
+    for doc in documents:
+        ids = [i for enc in tokenizer.encode_batch(doc, add_special_tokens=False) for i in enc.ids]
+        for start in range(0, len(ids), body):
+            chunk = ids[start:start + body]
+            if len(chunk) < body // 4:
+                continue
+            blocks.append([cls] + chunk + [sep] + [pad] * (body - len(chunk)))
+    if not blocks:
+        raise ValueError("the corpus gave no training blocks (is it empty?)")
+    return torch.tensor(blocks, dtype=torch.long)
+
+
+def split_blocks(blocks: torch.Tensor, dev_fraction: float = 0.05):
+    """A fixed held-out set: every k-th block goes to dev."""
+    every = max(2, round(1 / dev_fraction))
+    dev = torch.arange(len(blocks)) % every == every - 1
+    return blocks[~dev], blocks[dev]
+
+
+def mask_tokens(ids: torch.Tensor, generator: torch.Generator, vocab_size: int, mask_id: int,
+                special_ids: list[int]):
+    """BERT masking: 15 % of the real tokens are targets; of those 80 % [MASK], 10 % random, 10 % kept."""
+    can_mask = ~torch.isin(ids, torch.tensor(special_ids))
+    chosen = (torch.rand(ids.shape, generator=generator) < MASK_RATE) & can_mask
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    action = torch.rand(ids.shape, generator=generator)
+    random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
+    inputs = torch.where(chosen & (action < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_ids, inputs)
+    return inputs, labels
+
+
+def encode_task(rows, tokenizer, seq_len: int, labels: list[str], regression: bool = False):
+    """Padded ids (N, L), pad mask and targets for a classification or regression task."""
+    texts = [r["text"] for r in rows]
+    if "text_b" in rows[0]:
+        encodings = tokenizer.encode_batch(list(zip(texts, [r["text_b"] for r in rows])))
+    else:
+        encodings = tokenizer.encode_batch(texts)
+    ids = [e.ids[:seq_len - 1] + ([e.ids[-1]] if len(e.ids) > seq_len else []) for e in encodings]
+    longest = max(map(len, ids))
+    padded = torch.zeros(len(ids), longest, dtype=torch.long)
+    for i, seq in enumerate(ids):
+        padded[i, :len(seq)] = torch.tensor(seq)
+    if regression:
+        targets = torch.tensor([float(r["score"]) for r in rows])
+    else:
+        index = {label: i for i, label in enumerate(labels)}
+        targets = torch.tensor([index[str(r["label"])] for r in rows])
+    return padded, padded != 0, targets
+
+
+class Objective(torch.nn.Module):
+    """The loss of one training step, as a module so that DDP sees the heads used in forward."""
+
+    def __init__(self, encoder: Encoder, kind: str, regression: bool = False):
+        super().__init__()
+        self.encoder, self.kind, self.regression = encoder, kind, regression
+
+    def forward(self, inputs, pad_mask, targets):
+        hidden = self.encoder(inputs, pad_mask)
+        if self.kind == "mlm":
+            return masked_lm_loss(self.encoder.mlm_logits(hidden), targets)
+        logits = self.encoder.classify(hidden, pad_mask).float()
+        return F.mse_loss(logits[:, 0], targets.float()) if self.regression else F.cross_entropy(logits, targets)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(path: Path, state: dict):
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, not a torch file, or unsafe content
+        raise ValueError(f"checkpoint {path} is corrupted or not a compattn checkpoint ({type(err).__name__}: "
+                         f"{str(err)[:200]}); delete it to start the run over") from None
+    if not isinstance(state, dict) or "model" not in state or "encoder" not in state:
+        raise ValueError(f"checkpoint {path} is not a compattn checkpoint (no model/encoder entries)")
+    return state
+
+
+def check_compatible(state: dict, cfg: EncoderConfig, path):
+    saved = state["encoder"]
+    for key in ("variant", "vocab_size", "d_model", "n_heads", "n_layers", "d_ff"):
+        if saved.get(key) != getattr(cfg, key):
+            raise ValueError(f"checkpoint {path} was made with {key}={saved.get(key)!r}, "
+                             f"but this run uses {key}={getattr(cfg, key)!r}")
+
+
+# --- the loop ------------------------------------------------------------------------------------
+def _optimizer(model, cfg: TrainConfig):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.dim() < 2 or "norm" in name else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    warm = max(1, int(cfg.warmup * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm))
+
+
+def _distributed():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="auto",
+        checkpoint: Path | None = None, progress=True, desc="train", tokens_per_step=0) -> dict:
+    """Train ``objective.encoder`` for ``cfg.steps``; resume from ``checkpoint`` if it exists.
+
+    ``batch_fn(step, rank, world)`` returns the batch ``(inputs, pad_mask, targets)`` of a step
+    (deterministic in ``step``); ``eval_fn(encoder)`` returns a dict of dev metrics.
+    """
+    model = objective.encoder
+    device = resolve_device(device)
+    rank, world = _distributed()
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    cuda = device.startswith("cuda")
+    objective.to(device)
+    optimizer = _optimizer(model, cfg)
+    history = {"step": [], "train_loss": [], "dev": []}
+    start = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint)
+        check_compatible(state, model.cfg, checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+        start, history = state["step"], state["history"]
+    # heads a step does not use (the classifier while pre-training) get no gradient: find_unused_parameters
+    wrapped = (torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
+               if world > 1 else objective)
+    step_fn = torch.compile(wrapped) if cuda else wrapped
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    t0, running = time.perf_counter(), []
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress or rank != 0, leave=False)
+    for step in bar:
+        model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = [b.to(device) for b in batch_fn(step, rank, world)]
+        with autocast:
+            loss = step_fn(*batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        running.append(loss.item())
+        done = step + 1
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            model.eval()
+            with torch.no_grad(), autocast:
+                metrics = eval_fn(model)
+            history["step"].append(done)
+            history["train_loss"].append(sum(running) / len(running))
+            history["dev"].append(metrics)
+            running = []
+            bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}")
+        if checkpoint is not None and rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(checkpoint, {"step": done, "model": model.state_dict(),
+                                         "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
+                                         "history": history, "encoder": asdict(model.cfg)})
+    wall = time.perf_counter() - t0
+    steps_run = cfg.steps - start
+    return {"history": history, "wall_time_s": wall, "steps_run": steps_run, "device": device,
+            "tokens_per_s": tokens_per_step * steps_run / wall if wall > 0 and steps_run else None}
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def _record(kind, variant, profile, seed, result, model, extra) -> dict:
+    return {"kind": kind, "variant": variant, "profile": profile.name, "seed": seed,
+            "encoder": asdict(model.cfg), "train": extra.pop("train"), "device": _device_name(result["device"]),
+            "torch": torch.__version__, "commit": git_commit(), "wall_time_s": result["wall_time_s"],
+            "tokens_per_s": result["tokens_per_s"], "parameters": parameter_counts(model),
+            "curves": result["history"], **extra}
+
+
+def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Path | None = None,
+             device: str = "auto", progress: bool = True, steps: int | None = None,
+             train_overrides: dict | None = None, **model_overrides):
+    """Masked-LM pre-training of one variant; returns ``(model, record)``.
+
+    With ``out`` the checkpoint (``out/pretrain-<variant>-s<seed>.pt``) and the JSON record
+    are written there, and a killed run resumes from the checkpoint.
+    """
+    from .data import load_corpus
+    from .data.tokenizer import load_tokenizer
+
+    prof = get_profile(profile)
+    cfg = replace(prof.pretrain, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
+    tokenizer = load_tokenizer(prof.tokenizer)
+    blocks = mlm_blocks(load_corpus(prof.data), tokenizer, prof.seq_len)
+    train_blocks, dev_blocks = split_blocks(blocks)
+    torch.manual_seed(seed)
+    enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(), **{**prof.model, **model_overrides})
+    model = Encoder(enc_cfg)
+    special = [tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]")]
+    mask_id, vocab = tokenizer.token_to_id("[MASK]"), tokenizer.get_vocab_size()
+
+    def batch_fn(step, rank, world):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        index = torch.randint(len(train_blocks), (cfg.batch_size,), generator=g)[rank::world]
+        ids = train_blocks[index]
+        inputs, labels = mask_tokens(ids, g, vocab, mask_id, special)
+        return inputs, ids != 0, labels
+
+    dev_batches = []
+    g = torch.Generator().manual_seed(12345)
+    for i in range(cfg.eval_batches):
+        ids = dev_blocks[torch.randint(len(dev_blocks), (cfg.batch_size,), generator=g)]
+        dev_batches.append((*mask_tokens(ids, g, vocab, mask_id, special), ids != 0))
+
+    def eval_fn(net):
+        device = next(net.parameters()).device
+        total = correct = 0
+        loss_sum = 0.0
+        for inputs, labels, pad_mask in dev_batches:
+            inputs, labels, pad_mask = inputs.to(device), labels.to(device), pad_mask.to(device)
+            logits = net.mlm_logits(net(inputs, pad_mask)).float()
+            target = labels != -100
+            loss_sum += F.cross_entropy(logits[target], labels[target], reduction="sum").item()
+            correct += (logits[target].argmax(-1) == labels[target]).sum().item()
+            total += target.sum().item()
+        return {"loss": loss_sum / total, "perplexity": math.exp(loss_sum / total), "accuracy": correct / total}
+
+    ckpt = Path(out) / f"pretrain-{variant}-s{seed}.pt" if out else None
+    result = run(Objective(model, "mlm"), cfg, batch_fn, eval_fn, device=device, checkpoint=ckpt, progress=progress,
+                 desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * prof.seq_len)
+    record = _record("pretrain", variant, prof, seed, result, model,
+                     {"train": asdict(cfg), "data": {"source": prof.data, "train_blocks": len(train_blocks),
+                                                     "dev_blocks": len(dev_blocks)},
+                      "final": result["history"]["dev"][-1] if result["history"]["dev"] else {}})
+    if out:
+        write_record(record, Path(out) / f"pretrain-{variant}-s{seed}.json")
+    return model.cpu(), record
+
+
+def finetune(variant: str, task: str, pretrained=None, profile: str | None = None, *, seed: int = 0,
+             out: Path | None = None, device: str = "auto", progress: bool = True, regression: bool = False,
+             steps: int | None = None, train_overrides: dict | None = None, **model_overrides):
+    """Fine-tune on a downstream task; ``pretrained`` is an ``Encoder``, a checkpoint path or ``None``.
+
+    ``regression=True`` (``vader_sent`` only) predicts the human rating with a squared error.
+    Returns ``(model, record)`` with dev and test metrics.
+    """
+    from .data import load_task, task_info
+    from .data.tokenizer import load_tokenizer
+
+    prof = get_profile(profile)
+    cfg = replace(prof.finetune, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
+    if regression and task != "vader_sent":
+        raise ValueError(f"regression is only defined for vader_sent (its human score), not {task!r}")
+    tokenizer = load_tokenizer(prof.tokenizer)
+    info = task_info(task, prof.data)
+    labels = info["labels"]
+    splits = {s: encode_task(load_task(task, s, prof.data), tokenizer, prof.seq_len, labels, regression)
+              for s in ("train", "dev", "test")}
+    torch.manual_seed(seed)
+    enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
+                            n_classes=1 if regression else len(labels), **{**prof.model, **model_overrides})
+    model = Encoder(enc_cfg)
+    if pretrained is not None:
+        if isinstance(pretrained, (str, Path)):
+            state = load_checkpoint(Path(pretrained))
+            check_compatible(state, enc_cfg, pretrained)
+            weights = state["model"]
+        else:
+            check_compatible({"encoder": asdict(pretrained.cfg)}, enc_cfg, "the given model")
+            weights = pretrained.state_dict()
+        weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        assert all(k.startswith("classifier.") for k in missing) and not unexpected
+
+    ids, mask, targets = splits["train"]
+
+    def batch_fn(step, rank, world):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        index = torch.randint(len(ids), (cfg.batch_size,), generator=g)[rank::world]
+        longest = int(mask[index].sum(1).max())
+        return ids[index, :longest], mask[index, :longest], targets[index]
+
+    def evaluate(net, split, limit=None):
+        x, m, y = splits[split]
+        if limit:
+            x, m, y = x[:limit], m[:limit], y[:limit]
+        device = next(net.parameters()).device
+        outputs = []
+        for start in range(0, len(x), 256):
+            xb, mb = x[start:start + 256].to(device), m[start:start + 256].to(device)
+            outputs.append(net.classify(net(xb, mb), mb).float().cpu())
+        logits = torch.cat(outputs)
+        return task_metrics(logits, y, regression, len(labels))
+
+    result = run(Objective(model, "classify", regression), cfg, batch_fn,
+                 lambda net: evaluate(net, "dev", cfg.eval_batches * cfg.batch_size), device=device,
+                 checkpoint=Path(out) / f"finetune-{variant}-{task}-s{seed}.pt" if out else None,
+                 progress=progress, desc=f"finetune {variant} on {task}",
+                 tokens_per_step=cfg.batch_size * int(mask.sum(1).float().mean()))
+    model.eval()
+    with torch.no_grad():
+        final = {"dev": evaluate(model, "dev"), "test": evaluate(model, "test")}
+    record = _record("finetune", variant, prof, seed, result, model,
+                     {"train": asdict(cfg), "task": task, "regression": regression, "labels": labels,
+                      "pretrained": pretrained is not None, "final": final})
+    if out:
+        write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")
+    return model.cpu(), record
+
+
+def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_classes: int) -> dict:
+    if regression:
+        pred = logits[:, 0]
+        return {"mse": F.mse_loss(pred, y.float()).item(),
+                "pearson": torch.corrcoef(torch.stack([pred, y.float()]))[0, 1].item()}
+    pred = logits.argmax(-1)
+    f1s = []
+    for c in range(n_classes):
+        tp = ((pred == c) & (y == c)).sum().item()
+        fp = ((pred == c) & (y != c)).sum().item()
+        fn = ((pred != c) & (y == c)).sum().item()
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": (pred == y).float().mean().item(), "macro_f1": sum(f1s) / max(1, len(f1s))}
+
+
+def write_record(record: dict, path: Path):
+    from .records import validate_record
+
+    validate_record(record)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)

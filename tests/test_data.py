@@ -1,0 +1,171 @@
+"""Data: the readers on small made-up files, the task builders, the embedded sample, the tokenizer."""
+import gzip
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from compattn import data
+from compattn.data import build as B
+from compattn.data import readers as R
+from compattn.data.tokenizer import load_tokenizer
+
+
+# --- readers -------------------------------------------------------------------------------------
+def test_sword_ztext_reader(tmp_path):
+    verses = ['<div osisID="Gen" sID="g1" type="book"/>', "<chapter sID=\"Gen.1\"/>In the <w>beginning</w>.",
+              'God <note type="x">a note</note>said.', '<chapter sID="Gen.2"/>Second chapter.',
+              '<div canonical="true" eID="g1" osisID="Gen" type="book"/>']
+    block = "".join(verses).encode()
+    compressed = zlib.compress(block)
+    (tmp_path / "ot.bzz").write_bytes(compressed)
+    (tmp_path / "ot.bzs").write_bytes(struct.pack("<III", 0, len(compressed), len(block)))
+    index, offset = b"", 0
+    for v in verses:
+        index += struct.pack("<IIH", 0, offset, len(v.encode()))
+        offset += len(v.encode())
+    (tmp_path / "ot.bzv").write_bytes(index)
+    for name in ("nt.bzz", "nt.bzs", "nt.bzv"):
+        (tmp_path / name).write_bytes(b"")
+    assert R.bible_books(tmp_path) == [["In the beginning. God said.", "Second chapter."]]
+
+
+def _xdr_strings(values):
+    out = b"X\n" + struct.pack(">iii", 2, 0x040201, 0x020300) + struct.pack(">ii", 16, len(values))
+    for v in values:
+        raw = v.encode()
+        out += struct.pack(">ii", 9 | (1 << 15), len(raw)) + raw
+    return out
+
+
+def test_r_lazyload_reader(tmp_path):
+    blob = _xdr_strings(["EMMA", "", "Emma Woodhouse, handsome, clever, and rich."])
+    entry = struct.pack(">i", len(blob)) + zlib.compress(blob)
+    (tmp_path / "Rdata.rdb").write_bytes(entry)
+    # index: list(variables = list(emma = c(0, len))) with names attributes
+    index = (b"X\n" + struct.pack(">iii", 2, 0x040201, 0x020300)
+             + struct.pack(">ii", 19 | (1 << 9), 1)                     # VECSXP with attributes
+             + struct.pack(">ii", 19 | (1 << 9), 1)                     #   variables: VECSXP
+             + struct.pack(">ii", 13, 2) + struct.pack(">ii", 0, len(entry))
+             + struct.pack(">i", 2 | (1 << 10)) + struct.pack(">i", 1) + struct.pack(">ii", 9, 5) + b"names"
+             + struct.pack(">ii", 16, 1) + struct.pack(">ii", 9, 4) + b"emma" + struct.pack(">i", 254)
+             + struct.pack(">i", 2 | (1 << 10)) + struct.pack(">i", 1) + struct.pack(">ii", 9, 5) + b"names"
+             + struct.pack(">ii", 16, 1) + struct.pack(">ii", 9, 9) + b"variables" + struct.pack(">i", 254))
+    (tmp_path / "Rdata.rdx").write_bytes(gzip.compress(index))
+    assert R.r_lazyload(tmp_path / "Rdata.rdb") == {"emma": ["EMMA", "", "Emma Woodhouse, handsome, clever, and rich."]}
+    with pytest.raises(ValueError, match="not an R XDR"):
+        R._RReader(b"RDX2\n")
+
+
+def test_dictd_and_fortune_readers(tmp_path):
+    body = b"BATH, n.  A kind of mystic ceremony.\nCAT, n.  A soft automaton.\n"
+    (tmp_path / "devil.dict.dz").write_bytes(gzip.compress(body))
+    (tmp_path / "devil.index").write_text("bath\tA\tl\ncat\tl\tb\n")   # base64 offsets: l = 37, b = 27
+    entries = R.dictd_entries(tmp_path / "devil.dict.dz")
+    assert entries[0] == ("bath", "BATH, n.  A kind of mystic ceremony.\n")
+    assert entries[1][1].startswith("CAT, n.")
+    (tmp_path / "wisdom").write_text("First cookie\nacross lines.\n%\nSecond.\n%\n")
+    assert R.fortunes(tmp_path / "wisdom") == ["First cookie across lines.", "Second."]
+
+
+# --- task builders ---------------------------------------------------------------------------------
+def test_word_order_swaps_adjacent_inner_tokens_only():
+    sentences = [{"domain": "movie", "id": str(i), "score": 1.0,
+                  "text": f"w{i} the quick brown fox jumps over lazy dogs end{i}"} for i in range(200)]
+    rows = B.vader_tasks(sentences)["word_order"]
+    swapped = [r for r in rows if r["label"] == 0]
+    assert 0.3 < len(swapped) / len(rows) < 0.7
+    for r in swapped:
+        tokens = r["text"].split()
+        assert tokens[0].startswith("w") and tokens[-1].startswith("end")
+        original = sentences[int(tokens[0][1:])]["text"].split()
+        diff = [i for i, (a, b) in enumerate(zip(tokens, original)) if a != b]
+        assert len(diff) == 2 and diff[1] == diff[0] + 1
+
+
+def test_splits_are_deterministic_and_grouped():
+    assert B.split_of("lemma") == B.split_of("lemma")
+    shares = [B.split_of(f"key{i}") for i in range(5000)]
+    assert 0.77 < shares.count("train") / 5000 < 0.83
+
+
+def test_wordnet_tasks_on_made_up_synsets():
+    synsets = [
+        {"offset": "1", "pos": "noun", "lexname": "noun.act", "lemmas": ["run"],
+         "definition": "a score in baseball", "examples": ["he hit a home run"]},
+        {"offset": "2", "pos": "verb", "lexname": "verb.motion", "lemmas": ["run"],
+         "definition": "move fast on foot", "examples": ["she runs every day"]},
+        {"offset": "3", "pos": "verb", "lexname": "verb.motion", "lemmas": ["run"],
+         "definition": "flow, as of liquid", "examples": []},
+    ]
+    tasks = B.wordnet_tasks(synsets)
+    assert {r["label"] for r in tasks["wn_pos"]} == {"noun", "verb"}
+    assert [r["text"] for r in tasks["wn_pos_context"]] == ["he hit a home [run]", "she [runs] every day"]
+    pairs = tasks["wn_sense_match"]
+    assert {(r["text"], r["label"]) for r in pairs} >= {("she [runs] every day", 1), ("she [runs] every day", 0)}
+
+
+# --- the embedded sample -------------------------------------------------------------------------------
+def test_sample_loads_and_every_task_has_three_splits():
+    corpus = data.load_corpus("sample")
+    assert len(corpus) >= 10 and sum(map(len, corpus)) > 1000
+    for task in data.TASKS:
+        info = data.task_info(task, "sample")
+        for split in ("train", "dev", "test"):
+            rows = data.load_task(task, split, "sample")
+            assert len(rows) == info["counts"][split] > 0
+            assert {str(r["label"]) for r in rows} <= set(info["labels"])
+
+
+def test_task_test_sentences_never_occur_in_the_corpus():
+    corpus = data.load_corpus("sample")
+    paragraphs = {p for doc in corpus for p in doc}
+    text = "\n".join(paragraphs)
+    for task in data.TASKS:
+        for row in data.load_task(task, "test", "sample"):
+            sentence = row["text"].replace("[", "").replace("]", "")
+            assert sentence not in paragraphs, (task, sentence)
+            if len(sentence.split()) >= 8:
+                assert sentence not in text, (task, sentence)
+
+
+def test_licences_ship_with_the_sample():
+    assert "Princeton University" in (data.SAMPLE_DIR / "WORDNET_LICENSE.txt").read_text()
+    assert "MIT License" in (data.SAMPLE_DIR / "VADER_LICENSE.txt").read_text()
+
+
+def test_tokenizer_special_tokens_and_pairs():
+    tok = load_tokenizer("sample")
+    assert [tok.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
+    single = tok.encode("It is a truth universally acknowledged.")
+    assert single.tokens[0] == "[CLS]" and single.tokens[-1] == "[SEP]"
+    pair = tok.encode("a kind act", "the act of being kind")
+    assert pair.tokens.count("[SEP]") == 2 and set(pair.type_ids) == {0, 1}
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+def test_bad_input(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown task 'sst2'.*wn_pos"):
+        data.load_task("sst2", "train")
+    with pytest.raises(ValueError, match="split must be"):
+        data.load_task("wn_pos", "validation")
+    monkeypatch.setenv("COMPATTN_DATA", str(tmp_path))
+    with pytest.raises(ValueError, match="python -m compattn data"):
+        data.load_corpus("full")
+    (tmp_path / "manifest.json").write_text("{}")
+    (tmp_path / "corpus.txt").write_bytes(b"caf\xe9 au lait\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        data.load_corpus("auto")
+    (tmp_path / "corpus.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="holds no text"):
+        data.load_corpus("full")
+    with pytest.raises(ValueError, match="no tokenizer file"):
+        load_tokenizer(str(tmp_path / "missing.json"))
+
+
+def test_fetch_without_apt_get_says_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(B.shutil, "which", lambda name: None)
+    with pytest.raises(B.DataUnavailable, match="apt-get/dpkg-deb not found.*sword-text-kjv"):
+        B.fetch(tmp_path)

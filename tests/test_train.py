@@ -1,0 +1,157 @@
+"""The training loop: determinism, killed-and-resumed runs, DDP, checkpoints, records."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from compattn.config import TrainConfig, get_profile
+from compattn.records import validate_record
+from compattn.train import finetune, load_checkpoint, lr_at, mask_tokens, pretrain
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+CHILD = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(1)
+    from compattn.train import pretrain
+    out, steps, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    model, record = pretrain("composite", "tiny", out=out, progress=False, steps=steps, n_layers=1,
+                             train_overrides={"checkpoint_every": every, "eval_every": 10})
+    torch.save(model.state_dict(), out + "/final.pt")
+""")
+
+
+def run_child(out: Path, steps: int, every: int, kill_at_first_checkpoint=False):
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(steps), str(every)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if kill_at_first_checkpoint:
+        ckpt = out / "pretrain-composite-s0.pt"
+        deadline = time.time() + 120
+        while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    if not kill_at_first_checkpoint:
+        assert proc.returncode == 0, err.decode()[-3000:]
+    return proc.returncode
+
+
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    steps = 30
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    straight.mkdir()
+    interrupted.mkdir()
+    run_child(straight, steps, every=5)
+    code = run_child(interrupted, steps, every=5, kill_at_first_checkpoint=True)
+    assert code == -signal.SIGKILL
+    saved = load_checkpoint(interrupted / "pretrain-composite-s0.pt")
+    assert 0 < saved["step"] < steps, "the run finished before it could be killed"
+    assert not (interrupted / "final.pt").exists()
+    run_child(interrupted, steps, every=5)                     # resumes from the checkpoint
+    a = torch.load(straight / "final.pt", weights_only=True)
+    b = torch.load(interrupted / "final.pt", weights_only=True)
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after resuming"
+    record = json.loads((interrupted / "pretrain-composite-s0.json").read_text())
+    assert record["curves"]["step"] == [10, 20, 30]
+    validate_record(record)
+
+
+def test_runs_are_deterministic_on_cpu():
+    a, ra = pretrain("lightconv", "tiny", steps=4, progress=False, n_layers=1)
+    b, rb = pretrain("lightconv", "tiny", steps=4, progress=False, n_layers=1)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert ra["curves"] == rb["curves"]
+
+
+def test_ddp_with_two_processes_matches_one_process(tmp_path):
+    # each process takes half of every batch; with equal halves the averaged gradients are
+    # those of the whole batch (masked-LM losses average per-process means instead)
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch, torch.distributed as dist
+        from compattn.train import finetune
+        model, _ = finetune("composite", "wn_pos", None, "tiny", steps=3, progress=False, n_layers=1, dropout=0.0)
+        if dist.get_rank() == 0:
+            torch.save(model.state_dict(), r"{tmp_path / 'ddp.pt'}")
+        dist.destroy_process_group()
+    """))
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             "--master_port=29517", str(script)], env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    torch.set_num_threads(1)
+    single, _ = finetune("composite", "wn_pos", None, "tiny", steps=3, progress=False, n_layers=1, dropout=0.0)
+    distributed = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    for name, p in single.state_dict().items():
+        assert_close(distributed[name], p, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_checkpoint_from_another_variant_or_a_corrupted_file(tmp_path):
+    pretrain("none", "tiny", steps=2, progress=False, out=tmp_path, n_layers=1,
+             train_overrides={"eval_every": 1, "checkpoint_every": 1})
+    ckpt = tmp_path / "pretrain-none-s0.pt"
+    with pytest.raises(ValueError, match="made with variant='none'"):
+        finetune("composite", "wn_pos", ckpt, "tiny", steps=1, progress=False)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="corrupted"):
+        finetune("none", "wn_pos", broken, "tiny", steps=1, progress=False)
+    assert ckpt.exists(), "a failed load must not remove finished work"
+
+
+def test_finetune_classification_and_regression(tmp_path):
+    _, record = finetune("composite", "wn_pos_context", None, "tiny", steps=3, progress=False, out=tmp_path)
+    assert set(record["final"]) == {"dev", "test"} and 0 <= record["final"]["test"]["accuracy"] <= 1
+    validate_record(json.loads((tmp_path / "finetune-composite-wn_pos_context-s0.json").read_text()))
+    _, reg = finetune("none", "vader_sent", None, "tiny", steps=3, progress=False, regression=True)
+    assert "pearson" in reg["final"]["test"]
+    with pytest.raises(ValueError, match="regression is only defined for vader_sent"):
+        finetune("none", "wn_pos", None, "tiny", steps=1, regression=True)
+
+
+def test_invalid_records_are_rejected():
+    _, record = pretrain("none", "tiny", steps=1, progress=False, n_layers=1)
+    validate_record(record)
+    with pytest.raises(ValueError, match="invalid run record at profile"):
+        validate_record({**record, "profile": "huge"})
+    with pytest.raises(ValueError, match="'task' is a required property"):
+        validate_record({**record, "kind": "finetune"})
+
+
+def test_masking_follows_bert():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, 1000, (64, 128))
+    ids[:, 0], ids[:, -1] = 2, 3
+    inputs, labels = mask_tokens(ids, g, 1000, 4, [0, 2, 3])
+    chosen = labels != -100
+    assert 0.13 < chosen.float().mean() < 0.17
+    assert not chosen[:, 0].any() and not chosen[:, -1].any()
+    as_mask = (inputs == 4) & chosen
+    kept = (inputs == ids) & chosen
+    assert 0.77 < as_mask.sum() / chosen.sum() < 0.83
+    assert 0.07 < kept.sum() / chosen.sum() < 0.14   # 10 % kept, plus random picks of the same id
+
+
+def test_schedule_and_profiles():
+    cfg = TrainConfig(steps=100, batch_size=1, lr=1.0, warmup=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(55, cfg) == pytest.approx(0.5) and lr_at(100, cfg) == 0
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        get_profile("huge")
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(steps=10, batch_size=1, lr=1.0, warmup=1.5)
+
+
+def test_cli_reports_bad_input():
+    result = subprocess.run([sys.executable, "-m", "compattn", "finetune", "--variant", "none", "--task", "sst2"],
+                            capture_output=True, text=True, env=ENV)
+    assert result.returncode == 2 and "unknown task 'sst2'" in result.stderr
