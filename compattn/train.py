@@ -400,3 +400,49 @@ def write_record(record: dict, path: Path):
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def train_probe(variant: str, probe: str, *, train_length: int = 32, test_lengths=(32, 64), n_train: int = 4000,
+                n_test: int = 500, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
+                device: str = "auto", progress: bool = True, probe_options: dict | None = None,
+                **model_overrides):
+    """Train a small encoder from scratch on a synthetic probe; test at several lengths.
+
+    Train short, test long: ``max_len`` is the training length, so learned absolute positions
+    cannot run longer sequences (their test accuracy at longer lengths is reported as ``None``).
+    """
+    from .data.probes import make_probe, vocab_size
+
+    opts = probe_options or {}
+    ids, labels, classes = make_probe(probe, n_train, train_length, seed=seed, **opts)
+    model_cfg = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.0, pooling="cls")
+    torch.manual_seed(seed)
+    model = Encoder(EncoderConfig(variant=variant, vocab_size=vocab_size(), n_classes=classes,
+                                  max_len=train_length + 1, **{**model_cfg, **model_overrides}))
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, eval_every=steps, eval_batches=1,
+                      checkpoint_every=steps, seed=seed)
+    tests = {length: make_probe(probe, n_test, length, seed=seed + 1000 + length, **opts)[:2]
+             for length in test_lengths}
+
+    def batch_fn(step, rank, world):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        index = torch.randint(len(ids), (batch_size,), generator=g)[rank::world]
+        return ids[index], ids[index] != 0, labels[index]
+
+    def accuracy(net, length):
+        x, y = tests[length]
+        if net.position_embedding is not None and x.shape[1] > net.cfg.max_len:
+            return None
+        device_ = next(net.parameters()).device
+        pred = torch.cat([net.classify(net(x[i:i + 256].to(device_))).argmax(-1).cpu()
+                          for i in range(0, len(x), 256)])
+        return (pred == y).float().mean().item()
+
+    result = run(Objective(model, "classify"), cfg, batch_fn,
+                 lambda net: {"accuracy": accuracy(net, train_length) if train_length in tests else None},
+                 device=device, progress=progress, desc=f"{probe} {variant}")
+    model.eval()
+    with torch.no_grad():
+        by_length = {str(length): accuracy(model, length) for length in test_lengths}
+    return {"variant": variant, "probe": probe, "train_length": train_length, "accuracy": by_length,
+            "seed": seed, "steps": steps, "wall_time_s": result["wall_time_s"], "device": result["device"]}

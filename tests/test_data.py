@@ -6,6 +6,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from compattn import data
 from compattn.data import build as B
@@ -169,3 +170,39 @@ def test_fetch_without_apt_get_says_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(B.shutil, "which", lambda name: None)
     with pytest.raises(B.DataUnavailable, match="apt-get/dpkg-deb not found.*sword-text-kjv"):
         B.fetch(tmp_path)
+
+
+# --- synthetic probes --------------------------------------------------------------------------------
+from compattn.data.probes import CLS, FIRST_SYMBOL, QUERY, make_probe  # noqa: E402
+
+
+def test_probes_are_seeded_and_labelled_correctly():
+    a, la, _ = make_probe("copy_offset", 50, 20, seed=1, offset=3)
+    b, lb, _ = make_probe("copy_offset", 50, 20, seed=1, offset=3)
+    assert torch.equal(a, b) and torch.equal(la, lb) and (a[:, 0] == CLS).all()
+    for row, label in zip(a, la):
+        q = (row == QUERY).nonzero().item()
+        assert row[q - 3] - FIRST_SYMBOL == label
+    ids, labels, _ = make_probe("local_ngram", 200, 24, seed=2)
+    for row, label in zip(ids.tolist(), labels.tolist()):
+        found = any(row[i:i + 3] == [3, 4, 5] for i in range(len(row) - 2))
+        assert found == bool(label)
+    ids, labels, _ = make_probe("brackets", 100, 16, seed=3)
+    for row, label in zip(ids[:, 1:].tolist(), labels.tolist()):
+        depth, ok = 0, True
+        for t in row:
+            depth += 1 if t == FIRST_SYMBOL else -1
+            ok &= depth >= 0
+        assert (ok and depth == 0) == bool(label)
+    ids, labels, classes = make_probe("assoc_recall", 100, 12, seed=4)
+    for row, label in zip(ids[:, 1:].tolist(), labels.tolist()):
+        key = row[-1]
+        value = row[row.index(key) + 1]
+        assert value - FIRST_SYMBOL - 8 == label < classes
+
+
+def test_probe_bad_input():
+    with pytest.raises(ValueError, match="unknown probe"):
+        make_probe("sorting", 10, 16)
+    with pytest.raises(ValueError, match="length >= 8"):
+        make_probe("brackets", 10, 4)
