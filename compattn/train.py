@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import TrainConfig, get_profile, resolve_device
 from .encoder import Encoder, EncoderConfig, masked_lm_loss, parameter_counts
@@ -197,7 +197,8 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
     step_fn = torch.compile(wrapped) if cuda else wrapped
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
     t0, running = time.perf_counter(), []
-    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress or rank != 0, leave=False)
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress or rank != 0, leave=False,
+               mininterval=2.0)
     for step in bar:
         model.train()
         for group in optimizer.param_groups:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import readers as R
 
@@ -94,15 +94,18 @@ def _clean(text: str) -> str:
 
 
 def novel_paragraphs(lines: list[str]) -> list[str]:
-    """Join a novel's lines into paragraphs; drop headings such as 'CHAPTER I'."""
-    paragraphs, current = [], []
+    """Join a novel's lines into paragraphs; drop the title page and headings ('CHAPTER I')."""
+    paragraphs, current, started = [], [], False
+    heading = re.compile(r"(CHAPTER|VOLUME|Chapter|Volume)\b.*|[A-Z .,'-]+")
     for line in lines + [""]:
         if line and line.strip():
             current.append(line.strip())
             continue
         text = _clean(" ".join(current))
         current = []
-        if text and not re.fullmatch(r"(CHAPTER|VOLUME|Chapter|Volume)\b.*|[A-Z .,'-]+", text):
+        if text and re.match(r"(CHAPTER|Chapter)\b", text):
+            started = True
+        if text and started and not heading.fullmatch(text):
             paragraphs.append(text)
     return paragraphs
 
