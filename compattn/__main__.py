@@ -1,8 +1,9 @@
-"""Command line: ``python -m compattn data | pretrain | finetune``.
+"""Command line: ``python -m compattn data | pretrain | finetune | bench``.
 
     python -m compattn data                      # fetch the sources, build corpus + tasks
     python -m compattn pretrain --variant composite --profile tiny --out runs/
     python -m compattn finetune --variant composite --task wn_pos --pretrained runs/pretrain-composite-s0.pt
+    python -m compattn bench --out book/results/bench-cpu.json
 """
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ def main(argv=None) -> int:
     data.add_argument("--make-sample", type=Path, metavar="OUT", help="also write the embedded sample to OUT")
     data.add_argument("--check", action="store_true",
                       help="build twice, require identical bytes, then verify checksums, sizes and held-out hygiene")
+    bench = sub.add_parser("bench", help="time and memory of every variant, as ratios measured side by side")
+    bench.add_argument("--quick", action="store_true", help="a small CI-sized run (under a minute)")
+    bench.add_argument("--out", type=Path, default=None, help="write the JSON report here")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--lengths", type=int, nargs="+", default=None, help="sequence lengths T")
+    bench.add_argument("--compile-check", action="store_true",
+                       help="only check that torch.compile gives the eager numbers for every variant")
+    sw = sub.add_parser("sweep", help="pre-train every variant and fine-tune it on every task (resumable)")
+    sw.add_argument("--profile", default=None)
+    sw.add_argument("--out", type=Path, required=True)
+    sw.add_argument("--variants", nargs="+", default=None, help="default: every registered variant")
+    sw.add_argument("--tasks", nargs="+", default=None, help="default: all six tasks")
+    sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sw.add_argument("--device", default="auto")
     for name in ("pretrain", "finetune"):
         p = sub.add_parser(name, help=f"{name} one variant and write a JSON record")
         p.add_argument("--variant", required=True)
@@ -79,6 +94,38 @@ def main(argv=None) -> int:
                       "held-out hygiene hold")
             if args.make_sample:
                 print("sample:", make_sample(target, args.make_sample))
+            return 0
+        if args.command == "bench":
+            from .bench import compile_check, main as bench_main
+
+            if args.compile_check:
+                differences = compile_check()
+                print("torch.compile matches eager (forward and gradients) for every variant; largest "
+                      f"difference {max(differences.values()):.1e} ({max(differences, key=differences.get)})")
+                return 0
+            report = bench_main(quick=args.quick, out=args.out, device=args.device,
+                                lengths=tuple(args.lengths) if args.lengths else None)
+            print(f"benchmark report valid ({len(report['results'])} candidates)"
+                  + (f", written to {args.out}" if args.out else ""))
+            return 0
+        if args.command == "sweep":
+            import compattn
+            from .config import current_profile
+            from .data import TASKS
+            from .registry import entry
+            from .sweep import sweep
+
+            variants = args.variants or compattn.variants()
+            for v in variants:
+                entry(v)
+            tasks = args.tasks or list(TASKS)
+            for t in tasks:
+                if t not in TASKS:
+                    raise ValueError(f"unknown task {t!r}; the tasks are {', '.join(TASKS)}")
+            profile = args.profile or current_profile()
+            _paper_on_cpu_warning(profile, args.device)
+            done = sweep(variants, profile, args.out, tasks, tuple(args.seeds), device=args.device)
+            print(f"sweep: {len(done)} runs done now; records in {args.out}")
             return 0
         import compattn  # noqa: F401  (validates the variant name below)
         from .registry import entry

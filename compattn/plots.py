@@ -97,3 +97,27 @@ def plot_curves(curves: dict, xlabel: str = "step", ylabel: str = "loss", title:
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_scaling(results: dict, lengths, key: str = "median_ms", ylabel: str = "time per step (ms)",
+                 highlight=(), title: str | None = None):
+    """Log-log lines of ``results[name][str(T)][key]`` against T; ``highlight`` names get a colour and a label."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    colours = iter(plt.cm.tab20(np.linspace(0, 1, 20)))
+    for name, by_T in results.items():
+        values = [by_T[str(T)][key] for T in lengths]
+        if any(v is None or v <= 0 for v in values):
+            continue
+        if name in highlight:
+            ax.loglog(lengths, values, marker="o", ms=3, lw=1.8, color=next(colours), label=name)
+        else:
+            ax.loglog(lengths, values, lw=0.7, color="0.7")
+    ax.set_xlabel("sequence length T (grey: the other variants)")
+    ax.set_ylabel(ylabel)
+    ax.minorticks_off()
+    ax.set_xticks(lengths, [str(T) for T in lengths])
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

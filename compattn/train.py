@@ -160,11 +160,16 @@ def _distributed():
 
 
 def git_commit() -> str:
+    """HEAD's hash, with ``+dirty`` when the library's files differ from it."""
+    here = Path(__file__).parent
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True, text=True,
+                               cwd=here, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (head + ("+dirty" if dirty else "")) if head else "unknown"
 
 
 def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="auto",
@@ -299,6 +304,7 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
     record = _record("pretrain", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "data": {"source": prof.data, "train_blocks": len(train_blocks),
                                                      "dev_blocks": len(dev_blocks)},
+                      "kernels": learned_kernels(model),
                       "final": result["history"]["dev"][-1] if result["history"]["dev"] else {}})
     if out:
         write_record(record, Path(out) / f"pretrain-{variant}-s{seed}.json")
@@ -375,6 +381,27 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
     if out:
         write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")
     return model.cpu(), record
+
+
+def learned_kernels(model: Encoder) -> dict:
+    """The position tables each layer learned, as lists (small: they go into the JSON record).
+
+    ``fixed``: composite's beta (H, 2k+1) logits; ``lightconv``: Wu's kernel logits (H, 2k+1);
+    ``t5``: the bucket biases (buckets, H); ``query``/``key``: composite's (d_head, 2k+1) tables.
+    """
+    names = {"fixed_kernel": "fixed", "weight": "lightconv", "query_kernel": "query", "key_kernel": "key",
+             "relative_keys": "shaw"}
+    layers = []
+    for block in model.blocks:
+        mixer, tables = block.mixer, {}
+        for attr, key in names.items():
+            value = getattr(mixer, attr, None)
+            if isinstance(value, torch.nn.Parameter) and (attr != "weight" or mixer.variant == "lightconv"):
+                tables[key] = value.detach().float().cpu().tolist()
+        if hasattr(mixer, "relative_attention_bias"):
+            tables["t5"] = mixer.relative_attention_bias.weight.detach().float().cpu().tolist()
+        layers.append(tables)
+    return {"layers": layers} if any(layers) else {}
 
 
 def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_classes: int) -> dict:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..positions import alibi_slopes, relative_offsets, rotary_angles, rotate, t5_bucket
+from ..positions import alibi_slopes, place_clipped, relative_offsets, rotary_angles, rotate, t5_bucket
 from ..registry import register
 from .base import Mixer, masked_softmax, split_heads
 
@@ -136,9 +136,12 @@ class T5BiasAttention(Attention):
             self.scale = 1.0
 
     def position_scores(self, q, k, T):
-        buckets = t5_bucket(relative_offsets(T, self.relative_attention_bias.weight.device),
-                            self.bidirectional, self.num_buckets, self.max_distance)
-        return self.relative_attention_bias(buckets).permute(2, 0, 1)[None]  # (1, H, T, T)
+        # one bias per offset first -- (H, 2T-1) from the 32-entry table -- then placed into
+        # (T, T) by a gather, so the backward reduces into 2T-1 slots, not T^2 table lookups
+        offsets = torch.arange(-(T - 1), T, device=self.relative_attention_bias.weight.device)
+        buckets = t5_bucket(offsets, self.bidirectional, self.num_buckets, self.max_distance)
+        per_offset = self.relative_attention_bias(buckets).T[:, None, :]          # (H, 1, 2T-1)
+        return place_clipped(per_offset.expand(self.n_heads, T, 2 * T - 1), T - 1)[None]
 
 
 @register("alibi", cost="a fixed (H, T, T) bias, no parameters",

@@ -98,6 +98,16 @@ class LightweightConv(Convolution):
     def kernel(self, x):
         return F.softmax(self.weight, dim=-1)[None, :, None, :]
 
+    def forward(self, x, pad_mask=None):
+        # The kernel does not depend on the position, so this is one grouped conv1d: each
+        # head's kernel repeated for its d_head channels (contiguous blocks, as fairseq's TBC).
+        pad_mask = self.check_input(x, pad_mask)
+        B, T, D = x.shape
+        v = self.values(x, pad_mask).transpose(1, 2).reshape(B, T, D).transpose(1, 2)   # (B, D, T)
+        weight = self._kernel(x)[0, :, 0].repeat_interleave(self.d_head, dim=0)[:, None, :]
+        y = F.conv1d(v, weight.to(v.dtype), padding=self.max_rel, groups=D)
+        return self.out(y.transpose(1, 2))
+
 
 @register("dynconv", cost="replaces attention: O(T k d) + kernel generator",
           paper_term="dynamic lightweight convolution (Wu et al. 2019)",

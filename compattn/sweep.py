@@ -1,0 +1,150 @@
+"""``python -m compattn sweep``: pre-train every variant, fine-tune each on every task with several seeds.
+
+Every run writes one JSON record (``pretrain-<variant>-s<seed>.json``,
+``finetune-<variant>-<task>-s<seed>.json``) next to its checkpoint, so a sweep that is
+stopped -- or runs out of its GPU lease -- resumes where it stopped: finished records are
+skipped, a half-finished run continues from its checkpoint.  ``aggregate`` and
+``results_table`` turn a directory of records into the tables the book shows.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data import TASKS
+from .records import validate_record
+
+
+def run_name(kind: str, variant: str, seed: int, task: str | None = None) -> str:
+    if kind == "pretrain":
+        return f"pretrain-{variant}-s{seed}"
+    if kind == "finetune" and task:
+        return f"finetune-{variant}-{task}-s{seed}"
+    raise ValueError(f"run_name needs kind 'pretrain', or 'finetune' with a task; got {kind!r}, {task!r}")
+
+
+def finished(out: Path, name: str) -> bool:
+    """A run is finished when its record exists and validates."""
+    path = Path(out) / f"{name}.json"
+    if not path.exists():
+        return False
+    try:
+        validate_record(json.loads(path.read_text()))
+    except (ValueError, json.JSONDecodeError):
+        return False
+    return True
+
+
+def plan(variants, tasks=TASKS, seeds=(0, 1, 2), pretrain_seed: int = 0):
+    """The runs of a sweep in order: each variant's pre-training, then its fine-tunings."""
+    runs = []
+    for variant in variants:
+        runs.append(("pretrain", variant, pretrain_seed, None))
+        runs += [("finetune", variant, seed, task) for task in tasks for seed in seeds]
+    return runs
+
+
+def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), device: str = "auto",
+          progress: bool = True, keep_checkpoints: bool = False, steps: dict | None = None) -> list[str]:
+    """Run (or resume) a sweep; returns the names of the runs done in this call.
+
+    ``steps`` (``{"pretrain": n, "finetune": m}``) overrides the profile's budgets, for tests.
+    """
+    steps = steps or {}
+    from .train import finetune, pretrain
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = []
+    runs = plan(variants, tasks, seeds)
+    for kind, variant, seed, task in tqdm(runs, desc=f"sweep ({profile})", disable=not progress):
+        name = run_name(kind, variant, seed, task)
+        if finished(out, name):
+            continue
+        if kind == "pretrain":
+            pretrain(variant, profile, seed=seed, out=out, device=device, progress=progress,
+                     steps=steps.get("pretrain"))
+        else:
+            checkpoint = out / f"{run_name('pretrain', variant, 0)}.pt"
+            finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device, progress=progress,
+                     steps=steps.get("finetune"))
+            if not keep_checkpoints:
+                (out / f"{name}.pt").unlink(missing_ok=True)
+        done.append(name)
+    return done
+
+
+# --- aggregation --------------------------------------------------------------------------------
+METRIC = "accuracy"
+
+
+def load_records(directory: Path) -> list[dict]:
+    records = []
+    for path in sorted(Path(directory).glob("*.json")):
+        record = json.loads(path.read_text())
+        if "kind" in record:
+            validate_record(record)
+            records.append(record)
+    return records
+
+
+def aggregate(records, split: str = "test", metric: str = METRIC) -> dict:
+    """``{variant: {task: {"mean", "std", "n", "values"}}}`` over seeds of fine-tuning records."""
+    values: dict = {}
+    for r in records:
+        if r["kind"] != "finetune":
+            continue
+        values.setdefault(r["variant"], {}).setdefault(r["task"], []).append(r["final"][split][metric])
+    return {v: {t: {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+                    "n": len(xs), "values": xs} for t, xs in by_task.items()} for v, by_task in values.items()}
+
+
+def best_per_column(summary: dict) -> dict:
+    """``{task: variant}`` with the highest mean on each task."""
+    tasks = {t for by_task in summary.values() for t in by_task}
+    return {t: max((v for v in summary if t in summary[v]), key=lambda v: summary[v][t]["mean"])
+            for t in sorted(tasks)}
+
+
+def results_table(summary: dict, tasks=None, baseline: str = "absolute") -> str:
+    """Markdown: variants x tasks, mean ± std over seeds (×100), best per column in bold, and the
+    average's difference from ``baseline``."""
+    tasks = list(tasks or sorted({t for by_task in summary.values() for t in by_task}))
+    best = best_per_column(summary)
+    lines = ["| variant | " + " | ".join(f"`{t}`" for t in tasks) + " | average | vs. " + baseline + " |",
+             "|---|" + "---|" * (len(tasks) + 2)]
+    averages = {v: statistics.fmean(by_task[t]["mean"] for t in tasks if t in by_task)
+                for v, by_task in summary.items()}
+    for variant in sorted(summary, key=lambda v: -averages[v]):
+        cells = []
+        for t in tasks:
+            s = summary[variant].get(t)
+            if s is None:
+                cells.append("–")
+                continue
+            cell = f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+            cells.append(f"**{cell}**" if best.get(t) == variant else cell)
+        delta = averages[variant] - averages[baseline] if baseline in averages else float("nan")
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {100 * averages[variant]:.1f} | "
+                     f"{100 * delta:+.1f} |")
+    return "\n".join(lines)
+
+
+def compare(summary: dict, a: str, b: str, tasks=None) -> dict:
+    """Average over tasks of mean(a) - mean(b), with its standard error from the seed spread.
+
+    ``verdict`` is ``"a better"`` / ``"b better"`` when the difference exceeds twice its
+    standard error, ``"inconclusive"`` otherwise.
+    """
+    tasks = [t for t in (tasks or sorted(summary.get(a, {}))) if t in summary.get(a, {}) and t in summary.get(b, {})]
+    if not tasks:
+        raise ValueError(f"no task has results for both {a!r} and {b!r}")
+    diff = statistics.fmean(summary[a][t]["mean"] - summary[b][t]["mean"] for t in tasks)
+    var = sum(summary[a][t]["std"] ** 2 / summary[a][t]["n"] + summary[b][t]["std"] ** 2 / summary[b][t]["n"]
+              for t in tasks) / len(tasks) ** 2
+    se = var ** 0.5
+    verdict = "a better" if diff > 2 * se else ("b better" if diff < -2 * se else "inconclusive")
+    return {"diff": diff, "se": se, "verdict": verdict, "tasks": tasks}

@@ -1,0 +1,66 @@
+"""The sweep: run names, resume, aggregation, best-marking, and regenerating a table from JSON."""
+import json
+
+import pytest
+
+from compattn import sweep as S
+from compattn.train import finetune
+
+
+def test_run_names():
+    assert S.run_name("pretrain", "composite", 0) == "pretrain-composite-s0"
+    assert S.run_name("finetune", "t5", 2, "wn_pos") == "finetune-t5-wn_pos-s2"
+    with pytest.raises(ValueError):
+        S.run_name("finetune", "t5", 2)
+
+
+def test_plan_orders_pretraining_first():
+    runs = S.plan(["a", "b"], tasks=("x", "y"), seeds=(0, 1))
+    assert runs[0] == ("pretrain", "a", 0, None) and len(runs) == 2 * (1 + 4)
+    assert runs[5] == ("pretrain", "b", 0, None)
+
+
+def _record(variant, task, seed, accuracy):
+    return {"kind": "finetune", "variant": variant, "task": task, "seed": seed, "final": {"test": {"accuracy": accuracy}}}
+
+
+def test_aggregate_mean_std_and_best():
+    records = [_record("absolute", "t1", s, a) for s, a in enumerate((0.5, 0.6, 0.7))]
+    records += [_record("composite", "t1", s, a) for s, a in enumerate((0.8, 0.8, 0.8))]
+    records += [_record("composite", "t2", 0, 0.4), _record("absolute", "t2", 0, 0.9)]
+    summary = S.aggregate(records)
+    assert summary["absolute"]["t1"]["mean"] == pytest.approx(0.6)
+    assert summary["absolute"]["t1"]["std"] == pytest.approx(0.1)
+    assert summary["composite"]["t1"] == {"mean": pytest.approx(0.8), "std": 0.0, "n": 3, "values": [0.8] * 3}
+    assert S.best_per_column(summary) == {"t1": "composite", "t2": "absolute"}
+    table = S.results_table(summary, baseline="absolute")
+    assert "**80.0 ± 0.0**" in table and "**90.0 ± 0.0**" in table and "| `absolute` |" in table
+
+
+def test_a_finished_run_is_skipped_and_a_table_regenerates_from_json(tmp_path):
+    _, record = finetune("none", "wn_pos_context", None, "tiny", steps=2, progress=False, out=tmp_path)
+    name = S.run_name("finetune", "none", 0, "wn_pos_context")
+    assert S.finished(tmp_path, name)
+    (tmp_path / "broken.json").write_text("{")
+    assert not S.finished(tmp_path, "broken")
+    (tmp_path / "broken.json").unlink()
+    done = S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
+                   steps={"pretrain": 2, "finetune": 2})
+    assert done == ["pretrain-none-s0"]          # the fine-tuning record already existed
+    records = S.load_records(tmp_path)
+    table = S.results_table(S.aggregate(records), baseline="none")
+    expected = f"{100 * record['final']['test']['accuracy']:.1f} ± 0.0"
+    assert expected in table
+
+
+def test_compare_gives_a_verdict_with_uncertainty():
+    records = [_record("a", t, s, 0.8 + 0.01 * s) for t in ("t1", "t2") for s in range(3)]
+    records += [_record("b", t, s, 0.6 + 0.01 * s) for t in ("t1", "t2") for s in range(3)]
+    records += [_record("c", t, s, 0.6 + 0.2 * s) for t in ("t1", "t2") for s in range(3)]
+    summary = S.aggregate(records)
+    result = S.compare(summary, "a", "b")
+    assert result["diff"] == pytest.approx(0.2) and result["verdict"] == "a better"
+    assert S.compare(summary, "b", "a")["verdict"] == "b better"
+    assert S.compare(summary, "a", "c")["verdict"] == "inconclusive"
+    with pytest.raises(ValueError, match="no task has results"):
+        S.compare(summary, "a", "missing")
