@@ -74,7 +74,8 @@ def encode_task(rows, tokenizer, seq_len: int, labels: list[str], regression: bo
         encodings = tokenizer.encode_batch(list(zip(texts, [r["text_b"] for r in rows])))
     else:
         encodings = tokenizer.encode_batch(texts)
-    ids = [e.ids[:seq_len - 1] + ([e.ids[-1]] if len(e.ids) > seq_len else []) for e in encodings]
+    # too long: keep the first seq_len - 1 pieces and the final [SEP]
+    ids = [e.ids if len(e.ids) <= seq_len else e.ids[:seq_len - 1] + [e.ids[-1]] for e in encodings]
     longest = max(map(len, ids))
     padded = torch.zeros(len(ids), longest, dtype=torch.long)
     for i, seq in enumerate(ids):

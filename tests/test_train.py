@@ -155,3 +155,16 @@ def test_cli_reports_bad_input():
     result = subprocess.run([sys.executable, "-m", "compattn", "finetune", "--variant", "none", "--task", "sst2"],
                             capture_output=True, text=True, env=ENV)
     assert result.returncode == 2 and "unknown task 'sst2'" in result.stderr
+
+
+def test_encode_task_truncates_but_keeps_the_final_separator():
+    from compattn.data.tokenizer import load_tokenizer
+    from compattn.train import encode_task
+
+    tok = load_tokenizer("sample")
+    rows = [{"text": "word " * n, "label": "a"} for n in (3, 6, 7, 20)]   # 5, 8, 9 and 22 pieces
+    ids, mask, _ = encode_task(rows, tok, 8, ["a"])
+    lengths = mask.sum(1).tolist()
+    assert lengths == [5, 8, 8, 8]
+    sep = tok.token_to_id("[SEP]")
+    assert all(ids[i, n - 1] == sep for i, n in enumerate(lengths))
