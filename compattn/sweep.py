@@ -148,3 +148,14 @@ def compare(summary: dict, a: str, b: str, tasks=None) -> dict:
     se = var ** 0.5
     verdict = "a better" if diff > 2 * se else ("b better" if diff < -2 * se else "inconclusive")
     return {"diff": diff, "se": se, "verdict": verdict, "tasks": tasks}
+
+
+def best_available(root: Path) -> Path:
+    """The sweep directory under ``root`` of the largest profile present (paper > small > tiny)."""
+    from .config import PROFILES
+
+    for profile in reversed(list(PROFILES)):
+        candidate = Path(root) / f"sweep-{profile}"
+        if candidate.is_dir() and any(candidate.glob("*.json")):
+            return candidate
+    raise ValueError(f"no sweep results under {root}; run `python -m compattn sweep --out {root}/sweep-<profile>`")

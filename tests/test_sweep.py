@@ -64,3 +64,12 @@ def test_compare_gives_a_verdict_with_uncertainty():
     assert S.compare(summary, "a", "c")["verdict"] == "inconclusive"
     with pytest.raises(ValueError, match="no task has results"):
         S.compare(summary, "a", "missing")
+
+
+def test_best_available_prefers_the_largest_profile(tmp_path):
+    for name in ("sweep-tiny", "sweep-small"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.json").write_text("{}")
+    assert S.best_available(tmp_path).name == "sweep-small"
+    with pytest.raises(ValueError, match="no sweep results"):
+        S.best_available(tmp_path / "missing")
