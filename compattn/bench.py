@@ -76,7 +76,7 @@ def _hugging_face(name, d_model, n_heads, T, k):
         config = T5Config(d_model=d_model, d_kv=d_model // n_heads, num_heads=n_heads, dropout_rate=0.0,
                           is_decoder=False)
         module = T5Attention(config, has_relative_attention_bias=True)
-        return _WithCachePosition(module, T)
+        return _WithCachePosition(module)
     if name == "hf_convbert":
         from transformers import ConvBertConfig
         from transformers.models.convbert.modeling_convbert import ConvBertSelfAttention
@@ -88,9 +88,11 @@ def _hugging_face(name, d_model, n_heads, T, k):
 
 
 class _WithCachePosition(torch.nn.Module):
-    def __init__(self, module, T):
+    """T5Attention needs the query positions passed in when it computes its own bias."""
+
+    def __init__(self, module):
         super().__init__()
-        self.module, self.T = module, T
+        self.module = module
 
     def forward(self, x):
         return self.module(x, cache_position=torch.arange(x.shape[1], device=x.device))

@@ -110,13 +110,23 @@ def novel_paragraphs(lines: list[str]) -> list[str]:
     return paragraphs
 
 
+def austen_novels(files: dict) -> dict[str, list[str]]:
+    """Austen's six novels by their R object name ('emma', 'persuasion', ...), as paragraphs."""
+    novels = R.r_lazyload(files["austen"])
+    return {name: novel_paragraphs(novels[name]) for name in sorted(novels)}
+
+
+def devil_entries(files: dict) -> list[str]:
+    """The Devil's Dictionary, one paragraph per entry."""
+    return [_clean(text) for _, text in R.dictd_entries(files["devil"]) if len(text.split()) > 3]
+
+
 def corpus_documents(files: dict) -> dict[str, list[list[str]]]:
     """Every pre-training source as documents (lists of paragraphs), in a fixed order."""
     docs: dict[str, list[list[str]]] = {}
-    novels = R.r_lazyload(files["austen"])
-    docs["austen"] = [novel_paragraphs(novels[name]) for name in sorted(novels)]
+    docs["austen"] = list(austen_novels(files).values())
     docs["bible"] = R.bible_books(files["kjv"]) + R.bible_books(files["web"])
-    docs["devil"] = [[_clean(text) for _, text in R.dictd_entries(files["devil"]) if len(text.split()) > 3]]
+    docs["devil"] = [devil_entries(files)]
     jargon = gzip.decompress(files["jargon"].read_bytes()).decode("utf-8", errors="replace")
     docs["jargon"] = [[_clean(p) for p in re.split(r"\n\s*\n", jargon) if len(p.split()) >= 8]]
     docs["fortunes"] = [R.fortunes(f) for f in sorted(files["fortunes"].iterdir())

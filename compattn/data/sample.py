@@ -12,7 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from .build import TASKS, corpus_documents, source_files, write_task
+from . import readers as R
+from .build import TASKS, austen_novels, devil_entries, source_files, write_task
 from .tokenizer import train_tokenizer
 
 NOVELS = ("persuasion", "northangerabbey")           # two of the six, whole
@@ -32,15 +33,10 @@ def _order(row: dict) -> str:
 def make_sample(full_dir: Path, out_dir: Path) -> dict:
     full_dir, out_dir = Path(full_dir), Path(out_dir)
     files = source_files(full_dir / "cache")
-    docs = corpus_documents(files)
-    from . import readers as R
-
-    novels = R.r_lazyload(files["austen"])
-    from .build import novel_paragraphs
-
-    chosen = [novel_paragraphs(novels[n]) for n in NOVELS]
+    novels = austen_novels(files)
+    chosen = [novels[name] for name in NOVELS]
     kjv, web = R.bible_books(files["kjv"])[:BIBLE_BOOKS], R.bible_books(files["web"])[1:BIBLE_BOOKS + 1]
-    documents = chosen + kjv + web + docs["devil"]
+    documents = chosen + kjv + web + [devil_entries(files)]
     out_dir.mkdir(parents=True, exist_ok=True)
     text = "\n\n".join("\n".join(doc) for doc in documents) + "\n"
     _gzip(text, out_dir / "corpus.txt.gz")
