@@ -3,6 +3,8 @@
     python -m compattn data                      # fetch the sources, build corpus + tasks
     python -m compattn pretrain --variant composite --profile tiny --out runs/
     python -m compattn finetune --variant composite --task wn_pos --pretrained runs/pretrain-composite-s0.pt
+    python -m compattn sweep --profile small --out book/results/sweep-small
+    python -m compattn beyond --profile small --out book/results/beyond-small
     python -m compattn bench --out book/results/bench-cpu.json
 """
 from __future__ import annotations
@@ -59,6 +61,13 @@ def main(argv=None) -> int:
     sw.add_argument("--tasks", nargs="+", default=None, help="default: all six tasks")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     sw.add_argument("--device", default="auto")
+    by = sub.add_parser("beyond", help="length generalisation of masked-LM and the position probes (resumable)")
+    by.add_argument("--profile", default=None)
+    by.add_argument("--out", type=Path, required=True)
+    by.add_argument("--variants", nargs="+", default=None, help="default: compattn.beyond.LENGTH_VARIANTS")
+    by.add_argument("--probes", nargs="+", default=None, help="default: all four probes")
+    by.add_argument("--seeds", type=int, nargs="+", default=[0])
+    by.add_argument("--device", default="auto")
     for name in ("pretrain", "finetune"):
         p = sub.add_parser(name, help=f"{name} one variant and write a JSON record")
         p.add_argument("--variant", required=True)
@@ -126,6 +135,21 @@ def main(argv=None) -> int:
             _paper_on_cpu_warning(profile, args.device)
             done = sweep(variants, profile, args.out, tasks, tuple(args.seeds), device=args.device)
             print(f"sweep: {len(done)} runs done now; records in {args.out}")
+            return 0
+        if args.command == "beyond":
+            from .beyond import LENGTH_VARIANTS, PROBE_LENGTHS, run_beyond
+            from .registry import entry
+
+            variants = args.variants or list(LENGTH_VARIANTS)
+            for v in variants:
+                entry(v)
+            probes = args.probes or list(PROBE_LENGTHS)
+            for p in probes:
+                if p not in PROBE_LENGTHS:
+                    raise ValueError(f"unknown probe {p!r}; the probes are {', '.join(PROBE_LENGTHS)}")
+            done = run_beyond(variants, probes, args.profile, out=args.out, seeds=tuple(args.seeds),
+                              device=args.device)
+            print(f"beyond: {len(done)} runs done now; records in {args.out}")
             return 0
         import compattn  # noqa: F401  (validates the variant name below)
         from .registry import entry

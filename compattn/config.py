@@ -43,6 +43,8 @@ class Profile:
     finetune: TrainConfig = None
     data: str = "sample"                           # "sample", "auto" or "full"
     tokenizer: str = "sample"
+    # "Beyond the paper" (compattn.beyond): masked-LM length generalisation and the probes
+    beyond: dict = field(default_factory=dict)
 
     @property
     def seq_len(self) -> int:
@@ -58,21 +60,27 @@ PROFILES = {
         pretrain=TrainConfig(steps=300, batch_size=16, lr=2e-3, eval_every=50, eval_batches=4,
                              checkpoint_every=50),
         finetune=TrainConfig(steps=150, batch_size=32, lr=1e-3, eval_every=50, eval_batches=4,
-                             checkpoint_every=50)),
+                             checkpoint_every=50),
+        beyond=dict(train_length=32, eval_lengths=(32, 64, 128), steps=100, batch_size=16, eval_spans=8,
+                    probe_steps=100, probe_lr=2e-3)),
     "small": Profile(
         "small", model=dict(d_model=128, n_heads=4, n_layers=4, d_ff=512, max_len=128, dropout=0.1),
         pretrain=TrainConfig(steps=2000, batch_size=32, lr=1e-3, eval_every=200, eval_batches=8,
                              checkpoint_every=200),
         finetune=TrainConfig(steps=600, batch_size=32, lr=5e-4, eval_every=100, eval_batches=16,
                              checkpoint_every=200),
-        data="auto", tokenizer="auto"),
+        data="auto", tokenizer="auto",
+        beyond=dict(train_length=128, eval_lengths=(128, 256, 512), steps=800, batch_size=16, eval_spans=48,
+                    probe_steps=1000, probe_lr=2e-3)),
     "paper": Profile(
         "paper", model=dict(d_model=256, n_heads=4, n_layers=4, d_ff=1024, max_len=128, dropout=0.1),
         pretrain=TrainConfig(steps=6000, batch_size=128, lr=1e-3, eval_every=500, eval_batches=16,
                              checkpoint_every=500),
         finetune=TrainConfig(steps=1000, batch_size=64, lr=3e-4, eval_every=250, eval_batches=32,
                              checkpoint_every=500),
-        data="auto", tokenizer="auto"),
+        data="auto", tokenizer="auto",
+        beyond=dict(train_length=128, eval_lengths=(128, 256, 512), steps=4000, batch_size=128, eval_spans=256,
+                    probe_steps=2000, probe_lr=2e-3)),
 }
 
 

@@ -15,7 +15,7 @@ RECORD_SCHEMA = {
     "required": ["kind", "variant", "profile", "seed", "encoder", "train", "device", "torch", "commit",
                  "wall_time_s", "tokens_per_s", "parameters", "curves", "final"],
     "properties": {
-        "kind": {"enum": ["pretrain", "finetune"]},
+        "kind": {"enum": ["pretrain", "finetune", "length", "probe"]},
         "variant": {"type": "string"},
         "profile": {"enum": ["tiny", "small", "paper"]},
         "seed": {"type": "integer"},
@@ -37,7 +37,12 @@ RECORD_SCHEMA = {
         "task": {"type": "string"},
     },
     "allOf": [{"if": {"properties": {"kind": {"const": "finetune"}}},
-               "then": {"required": ["task"], "properties": {"final": {"required": ["dev", "test"]}}}}],
+               "then": {"required": ["task"], "properties": {"final": {"required": ["dev", "test"]}}}},
+              {"if": {"properties": {"kind": {"const": "length"}}},
+               "then": {"required": ["train_length", "eval_lengths"],
+                        "properties": {"final": {"required": ["by_length"]}}}},
+              {"if": {"properties": {"kind": {"const": "probe"}}},
+               "then": {"required": ["probe", "train_length"], "properties": {"final": {"required": ["accuracy"]}}}}],
 }
 
 

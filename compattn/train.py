@@ -30,13 +30,19 @@ MASK_RATE = 0.15
 
 
 # --- data ---------------------------------------------------------------------------------------
-def mlm_blocks(documents, tokenizer, seq_len: int) -> torch.Tensor:
-    """Token blocks ``[CLS] ... [SEP]`` of length ``seq_len`` cut from each document (padded)."""
+def token_streams(documents, tokenizer) -> list[list[int]]:
+    """Each document (a list of paragraphs) as one list of token ids, without special tokens."""
+    return [[i for enc in tokenizer.encode_batch(doc, add_special_tokens=False) for i in enc.ids]
+            for doc in documents]
+
+
+def cut_blocks(streams, tokenizer, seq_len: int) -> torch.Tensor:
+    """Blocks ``[CLS] ... [SEP]`` of length ``seq_len`` cut from each token stream (the tail padded;
+    a tail shorter than a quarter block is dropped)."""
     cls, sep, pad = (tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
     body = seq_len - 2
     blocks = []
-    for doc in documents:
-        ids = [i for enc in tokenizer.encode_batch(doc, add_special_tokens=False) for i in enc.ids]
+    for ids in streams:
         for start in range(0, len(ids), body):
             chunk = ids[start:start + body]
             if len(chunk) < body // 4:
@@ -45,6 +51,11 @@ def mlm_blocks(documents, tokenizer, seq_len: int) -> torch.Tensor:
     if not blocks:
         raise ValueError("the corpus gave no training blocks (is it empty?)")
     return torch.tensor(blocks, dtype=torch.long)
+
+
+def mlm_blocks(documents, tokenizer, seq_len: int) -> torch.Tensor:
+    """Token blocks ``[CLS] ... [SEP]`` of length ``seq_len`` cut from each document (padded)."""
+    return cut_blocks(token_streams(documents, tokenizer), tokenizer, seq_len)
 
 
 def split_blocks(blocks: torch.Tensor, dev_fraction: float = 0.05):
@@ -98,7 +109,10 @@ class Objective(torch.nn.Module):
     def forward(self, inputs, pad_mask, targets):
         hidden = self.encoder(inputs, pad_mask)
         if self.kind == "mlm":
-            return masked_lm_loss(self.encoder.mlm_logits(hidden), targets)
+            # the vocabulary projection is the largest matmul of a small encoder: run it only on
+            # the ~15 % of positions that are targets (the same mean cross-entropy)
+            target = targets != -100
+            return masked_lm_loss(self.encoder.mlm_logits(hidden[target]), targets[target])
         logits = self.encoder.classify(hidden, pad_mask).float()
         return F.mse_loss(logits[:, 0], targets.float()) if self.regression else F.cross_entropy(logits, targets)
 
@@ -292,10 +306,10 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
         loss_sum = 0.0
         for inputs, labels, pad_mask in dev_batches:
             inputs, labels, pad_mask = inputs.to(device), labels.to(device), pad_mask.to(device)
-            logits = net.mlm_logits(net(inputs, pad_mask)).float()
             target = labels != -100
-            loss_sum += F.cross_entropy(logits[target], labels[target], reduction="sum").item()
-            correct += (logits[target].argmax(-1) == labels[target]).sum().item()
+            logits = net.mlm_logits(net(inputs, pad_mask)[target]).float()
+            loss_sum += F.cross_entropy(logits, labels[target], reduction="sum").item()
+            correct += (logits.argmax(-1) == labels[target]).sum().item()
             total += target.sum().item()
         return {"loss": loss_sum / total, "perplexity": math.exp(loss_sum / total), "accuracy": correct / total}
 
@@ -434,11 +448,13 @@ def write_record(record: dict, path: Path):
 def train_probe(variant: str, probe: str, *, train_length: int = 32, test_lengths=(32, 64), n_train: int = 4000,
                 n_test: int = 500, steps: int = 300, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
                 device: str = "auto", progress: bool = True, probe_options: dict | None = None,
-                **model_overrides):
+                profile: str = "tiny", out: Path | None = None, **model_overrides) -> dict:
     """Train a small encoder from scratch on a synthetic probe; test at several lengths.
 
     Train short, test long: ``max_len`` is the training length, so learned absolute positions
     cannot run longer sequences (their test accuracy at longer lengths is reported as ``None``).
+    Returns a run record (``kind="probe"``; ``final["accuracy"]`` maps each test length to the
+    accuracy there), written to ``out/probe-<probe>-<variant>-s<seed>.json`` when ``out`` is given.
     """
     from .data.probes import make_probe, vocab_size
 
@@ -446,9 +462,9 @@ def train_probe(variant: str, probe: str, *, train_length: int = 32, test_length
     ids, labels, classes = make_probe(probe, n_train, train_length, seed=seed, **opts)
     model_cfg = dict(d_model=64, n_heads=4, n_layers=2, d_ff=128, dropout=0.0, pooling="cls")
     torch.manual_seed(seed)
-    model = Encoder(EncoderConfig(variant=variant, vocab_size=vocab_size(), n_classes=classes,
-                                  max_len=train_length + 1, **{**model_cfg, **model_overrides}))
-    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, eval_every=steps, eval_batches=1,
+    model = Encoder(EncoderConfig(variant=variant, vocab_size=vocab_size(opts.get("symbols", 16)),
+                                  n_classes=classes, max_len=train_length + 1, **{**model_cfg, **model_overrides}))
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, eval_every=max(1, steps // 5), eval_batches=1,
                       checkpoint_every=steps, seed=seed)
     tests = {length: make_probe(probe, n_test, length, seed=seed + 1000 + length, **opts)[:2]
              for length in test_lengths}
@@ -469,9 +485,14 @@ def train_probe(variant: str, probe: str, *, train_length: int = 32, test_length
 
     result = run(Objective(model, "classify"), cfg, batch_fn,
                  lambda net: {"accuracy": accuracy(net, train_length) if train_length in tests else None},
-                 device=device, progress=progress, desc=f"{probe} {variant}")
+                 device=device, progress=progress, desc=f"{probe} {variant}",
+                 tokens_per_step=batch_size * (train_length + 1))
     model.eval()
     with torch.no_grad():
         by_length = {str(length): accuracy(model, length) for length in test_lengths}
-    return {"variant": variant, "probe": probe, "train_length": train_length, "accuracy": by_length,
-            "seed": seed, "steps": steps, "wall_time_s": result["wall_time_s"], "device": result["device"]}
+    record = _record("probe", variant, get_profile(profile), seed, result, model,
+                     {"train": asdict(cfg), "probe": probe, "probe_options": opts, "train_length": train_length,
+                      "n_train": n_train, "n_test": n_test, "final": {"accuracy": by_length}})
+    if out:
+        write_record(record, Path(out) / f"probe-{probe}-{variant}-s{seed}.json")
+    return record

@@ -268,6 +268,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+TOKENIZER_STAMP = "tokenizer.trained-on"
+
+
+def tokenizer_matches(data_dir: Path, corpus_digest: str) -> bool:
+    """Is ``tokenizer.json`` a full-size vocabulary trained on the corpus with this sha256?"""
+    from tokenizers import Tokenizer
+
+    path, stamp = Path(data_dir) / "tokenizer.json", Path(data_dir) / TOKENIZER_STAMP
+    if not path.exists() or not stamp.exists() or stamp.read_text().strip() != corpus_digest:
+        return False
+    return Tokenizer.from_file(str(path)).get_vocab_size() == FULL_VOCAB
+
+
 def build(data_dir: Path) -> dict:
     """Fetch, build the corpus and the six tasks, write ``manifest.json``; return it."""
     data_dir = Path(data_dir)
@@ -280,12 +293,16 @@ def build(data_dir: Path) -> dict:
     documents = corpus_documents(files)
     stats = write_corpus(documents, corpus_path)
     tokenizer_path = data_dir / "tokenizer.json"
-    if not tokenizer_path.exists():
-        # trained once and kept: tokenizers' WordPiece trainer breaks ties in hash order, so a
-        # retrained vocabulary could number its pieces differently and orphan checkpoints
+    corpus_digest = sha256(corpus_path)
+    if not tokenizer_matches(data_dir, corpus_digest):
+        # trained once per corpus and kept: tokenizers' WordPiece trainer breaks ties in hash
+        # order, so a retrained vocabulary could number its pieces differently and orphan
+        # checkpoints.  A tokenizer trained on another corpus (or another size) is replaced.
         from .tokenizer import train_tokenizer
 
-        train_tokenizer(documents, vocab_size=FULL_VOCAB).save(str(tokenizer_path))
+        every_document = [doc for docs in documents.values() for doc in docs]
+        train_tokenizer(every_document, vocab_size=FULL_VOCAB).save(str(tokenizer_path))
+        (data_dir / TOKENIZER_STAMP).write_text(corpus_digest + "\n")
     steps.update()
     tasks = {**wordnet_tasks(list(R.wordnet_synsets(files["wordnet"]))),
              **vader_tasks(R.vader_sentences(files["vader"]))}
@@ -293,8 +310,9 @@ def build(data_dir: Path) -> dict:
     seen = corpus_sentences(corpus_path.read_text(encoding="utf-8"))
     tasks = {name: [r for r in rows if _plain(r["text"]) not in seen] for name, rows in tasks.items()}
     steps.update()
-    manifest = {"corpus": {"file": "corpus.txt", "sha256": sha256(corpus_path), "sources": stats},
-                "tasks": {}, "tokenizer": {"file": "tokenizer.json", "sha256": sha256(tokenizer_path)},
+    manifest = {"corpus": {"file": "corpus.txt", "sha256": corpus_digest, "sources": stats},
+                "tasks": {}, "tokenizer": {"file": "tokenizer.json", "sha256": sha256(tokenizer_path),
+                                           "trained_on": corpus_digest},
                 "debian_packages": sorted(p.name for p in (cache / "debs").glob("*.deb")),
                 "pypi_files": sorted(p.name for p in (cache / "pypi").glob("*"))}
     for name in TASKS:
@@ -314,6 +332,8 @@ def verify(data_dir: Path) -> list[str]:
     problems = []
     if sha256(data_dir / "corpus.txt") != manifest["corpus"]["sha256"]:
         problems.append("corpus.txt does not match its sha256 in the manifest")
+    if not tokenizer_matches(data_dir, manifest["corpus"]["sha256"]):
+        problems.append(f"tokenizer.json is not a {FULL_VOCAB}-piece vocabulary trained on this corpus.txt")
     words = sum(s["words"] for s in manifest["corpus"]["sources"].values())
     if words < 2_000_000:
         problems.append(f"the corpus has only {words:,} words")
