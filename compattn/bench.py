@@ -35,11 +35,13 @@ from .train import git_commit
 BASELINE = "none"      # compattn's plain attention: projections + fused SDPA
 HF = ("hf_bert_relative_key_query", "hf_t5", "hf_convbert")
 COMPILED = ("composite", "composite_fixed", "t5")
+PLAIN = ("composite", "composite_fixed")      # the (T, T) path, beside the automatic choice
 
 
 # --- candidates ---------------------------------------------------------------------------------
 def make_candidate(name: str, d_model: int, n_heads: int, T: int, k: int, device, dtype):
-    """A callable module x -> y for a candidate name (``variant``, ``variant+compile`` or ``hf_*``)."""
+    """A callable module x -> y for a candidate name: ``variant``, ``variant+compile``,
+    ``variant+plain`` (a relative variant kept off its block-by-block path) or ``hf_*``."""
     torch.manual_seed(0)
     if name == "sdpa_core":     # the attention core alone: no projections, q = k = v = x
         module = torch.nn.Module()
@@ -50,8 +52,10 @@ def make_candidate(name: str, d_model: int, n_heads: int, T: int, k: int, device
         module = _hugging_face(name, d_model, n_heads, T, k)
         forward = lambda x: module(x)[0]  # noqa: E731
     else:
-        variant = name.removesuffix("+compile")
+        variant = name.removesuffix("+compile").removesuffix("+plain")
         opts = {"max_rel": k} if "max_rel" in compattn.options(variant) else {}
+        if name.endswith("+plain"):
+            opts["chunked"] = False
         module = compattn.build(variant, d_model, n_heads, max_len=max(T, 16), **opts)
         forward = torch.compile(module, dynamic=False) if name.endswith("+compile") else module
     module.to(device=device, dtype=dtype).train()
@@ -285,7 +289,8 @@ def main(quick: bool = False, out: Path | None = None, device: str = "auto", len
         candidates = ["t5", "composite", "lightconv", "convbert", "hf_t5", "hf_bert_relative_key_query"]
         report = run_benchmark(candidates, lengths or (64, 128), batch=2, rounds=5, device=device, dtype=dtype)
     else:
-        candidates += ["sdpa_core"] + [f"{c}+compile" for c in COMPILED] + list(HF)
+        candidates += (["sdpa_core"] + [f"{c}+compile" for c in COMPILED] + [f"{c}+plain" for c in PLAIN]
+                       + list(HF))
         report = run_benchmark(candidates, lengths or (128, 512, 2048), device=device, dtype=dtype)
     validate_bench(report)
     if out:

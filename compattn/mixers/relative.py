@@ -21,6 +21,10 @@ from torch import nn
 from ..positions import clipped_index, place_band, place_clipped
 from ..registry import register
 from .attention import Attention
+from .chunked import chunked_relative_attention
+
+#: from this length on, training uses the block-by-block path that keeps no (T, T) matrix
+CHUNKED_FROM = 1024
 
 
 def _relative_table(d_head: int, width: int) -> nn.Parameter:
@@ -39,18 +43,52 @@ class RelativeAttention(Attention):
     """
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
-                 content: bool = True, dropout: float = 0.0):
+                 content: bool = True, dropout: float = 0.0, chunked: bool | None = None):
         if not isinstance(max_rel, int) or max_rel < 1:
             raise ValueError(f"max_rel (k, offsets per direction) must be a positive int, got {max_rel!r}")
         if outside not in ("clip", "mask"):
             raise ValueError(f"outside must be 'clip' or 'mask', got {outside!r}")
-        self.max_rel, self.outside = max_rel, outside
+        if chunked not in (None, True, False):
+            raise ValueError(f"chunked must be None (automatic), True or False, got {chunked!r}")
+        self.max_rel, self.outside, self.chunked = max_rel, outside, chunked
         super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout)
 
     def place(self, table: torch.Tensor) -> torch.Tensor:
         if self.outside == "clip":
             return place_clipped(table, self.max_rel)
         return place_band(table, self.max_rel, outside=float("-inf"))
+
+    def position_tables(self, q, k):
+        """The (T, 2k+1) tables before placement: ``(per_query, per_key)``, either may be ``None``."""
+        raise NotImplementedError
+
+    def position_scores(self, q, k, T):
+        per_query, per_key = self.position_tables(q, k)
+        scores = None
+        if per_query is not None:
+            scores = self.place(per_query.expand(*per_query.shape[:2], T, per_query.shape[-1]))
+        if per_key is not None:
+            # generated at key j, read at offset i - j: place as rows of keys, then transpose
+            by_key = self.place(per_key).transpose(-1, -2)
+            scores = by_key if scores is None else scores + by_key
+        return scores
+
+    def use_chunked(self, T: int) -> bool:
+        """The block-by-block path (``chunked.py``): long sequences, content on, no attention dropout.
+
+        Under ``torch.compile`` the plain path is traced instead (the compiler fuses it).
+        """
+        if not self.content or (self.training and self.dropout > 0) or torch.compiler.is_compiling():
+            return False
+        return T >= CHUNKED_FROM if self.chunked is None else self.chunked
+
+    def attend(self, x, pad_mask):
+        if not self.use_chunked(x.shape[1]):
+            return super().attend(x, pad_mask)
+        q, k = self.queries_keys(x, pad_mask)
+        per_query, per_key = self.position_tables(q, k)
+        return chunked_relative_attention(q, k, self.values(x, pad_mask), per_query, per_key, pad_mask,
+                                          scale=self.scale, max_rel=self.max_rel, band=self.outside == "mask")
 
 
 @register("composite", cost="two (T, 2k+1) matmuls + gathers",
@@ -75,12 +113,12 @@ class CompositeAttention(RelativeAttention):
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
                  content: bool = True, fixed: bool = True, query: bool = True, key: bool = True,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, chunked: bool | None = None):
         self.terms = {"fixed": fixed, "query": query, "key": key}
         if not (content or fixed or query or key):
             raise ValueError("composite attention needs at least one of content, fixed, query, key")
         super().__init__(d_model, n_heads, max_len, max_rel=max_rel, outside=outside,
-                         content=content, dropout=dropout)
+                         content=content, dropout=dropout, chunked=chunked)
         width = 2 * max_rel + 1
         if fixed:   # beta^(h)_r: one kernel per head, zero at initialisation
             self.fixed_kernel = nn.Parameter(torch.zeros(n_heads, width))
@@ -92,23 +130,17 @@ class CompositeAttention(RelativeAttention):
     def needs_queries_keys(self):
         return self.content or self.terms["query"] or self.terms["key"]
 
-    def position_scores(self, q, k, T):
-        # Terms generated at the query position share one placement: row i, column clip(j-i).
-        per_query = None
+    def position_tables(self, q, k):
+        # Terms generated at the query position share one table: row i, column clip(j-i).
+        per_query = per_key = None
         if self.terms["fixed"]:
             per_query = self.fixed_kernel[None, :, None, :]             # (1, H, 1, 2k+1)
         if self.terms["query"]:
             generated = (q @ self.query_kernel) * self.scale            # (B, H, T, 2k+1)
             per_query = generated if per_query is None else per_query + generated
-        scores = None
-        if per_query is not None:
-            per_query = per_query.expand(*per_query.shape[:2], T, per_query.shape[-1])
-            scores = self.place(per_query)
         if self.terms["key"]:
-            # generated at key j, read at offset i - j: place as rows of keys, then transpose
-            by_key = self.place((k @ self.key_kernel) * self.scale).transpose(-1, -2)
-            scores = by_key if scores is None else scores + by_key
-        return scores
+            per_key = (k @ self.key_kernel) * self.scale                # row j, column clip(i-j)
+        return per_query, per_key
 
 
 @register("shaw", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
@@ -124,16 +156,15 @@ class ShawAttention(RelativeAttention):
     """
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, relative_values: bool = False,
-                 dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout)
+                 dropout: float = 0.0, chunked: bool | None = None):
+        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, chunked=chunked)
         width = 2 * max_rel + 1
         self.relative_keys = nn.Parameter(torch.randn(width, self.d_head) * self.d_head ** -0.5)
         self.relative_values = (nn.Parameter(torch.zeros(width, self.d_head))
                                 if relative_values else None)
 
-    def position_scores(self, q, k, T):
-        per_offset = (q @ self.relative_keys.T) * self.scale        # (B, H, T, 2k+1)
-        return self.place(per_offset)
+    def position_tables(self, q, k):
+        return (q @ self.relative_keys.T) * self.scale, None      # (B, H, T, 2k+1) per query
 
     def attend(self, x, pad_mask):
         if self.relative_values is None:

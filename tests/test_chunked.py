@@ -1,0 +1,103 @@
+"""The block-by-block relative attention (``mixers/chunked.py``) against the plain reference."""
+import pytest
+import torch
+from torch.testing import assert_close
+
+import compattn
+import compattn.mixers.chunked as chunked
+from compattn.bench import saved_bytes
+from compattn.mixers.relative import CHUNKED_FROM
+from compattn.positions import place_band, place_clipped
+
+RELATIVE = ["composite", "composite_fixed", "composite_query", "composite_key", "shaw"]
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few rows, so every test crosses block boundaries."""
+    monkeypatch.setattr(chunked, "BLOCK_NUMBERS", 1)    # -> the minimum, 16 rows per block
+
+
+@pytest.mark.parametrize("band", [False, True])
+@pytest.mark.parametrize("terms", ["both", "fixed", "query", "key"])
+def test_function_matches_softmax_of_placed_tables(small_blocks, band, terms):
+    torch.manual_seed(0)
+    B, H, T, d, k = 2, 3, 37, 8, 4
+    W = 2 * k + 1
+    q, kk, v = (torch.randn(B, H, T, d, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    fixed = torch.randn(1, H, 1, W, dtype=torch.float64, requires_grad=True)
+    generated = torch.randn(B, H, T, W, dtype=torch.float64, requires_grad=True)
+    by_key = torch.randn(B, H, T, W, dtype=torch.float64, requires_grad=True)
+    pad = torch.ones(B, T, dtype=torch.bool)
+    pad[1, -3:] = False                       # fewer than k pads: every row keeps a real key in its band
+    per_query = {"both": generated + fixed, "fixed": fixed, "query": generated, "key": None}[terms]
+    per_key = by_key if terms in ("both", "key") else None
+    place = (lambda t: place_band(t, k, float("-inf"))) if band else (lambda t: place_clipped(t, k))
+    logits = q @ kk.mT * 0.3
+    if per_query is not None:
+        logits = logits + place(per_query.expand(per_query.shape[0], H, T, W))
+    if per_key is not None:
+        logits = logits + place(per_key).mT
+    reference = torch.softmax(logits.masked_fill(~pad[:, None, None, :], float("-inf")), -1) @ v
+    out = chunked.chunked_relative_attention(q, kk, v, per_query, per_key, pad, scale=0.3, max_rel=k, band=band)
+    assert_close(out, reference)
+    grad = torch.randn_like(out)
+    inputs = [q, kk, v, fixed, generated, by_key]
+    expected = torch.autograd.grad(reference, inputs, grad, allow_unused=True)
+    got = torch.autograd.grad(out, inputs, grad, allow_unused=True)
+    for name, a, b in zip(["q", "k", "v", "fixed", "generated", "by_key"], got, expected):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert_close(a, b, msg=lambda m: f"gradient of {name}: {m}")
+
+
+@pytest.mark.parametrize("name", RELATIVE)
+@pytest.mark.parametrize("outside", ["clip", "mask"])
+def test_mixers_give_the_same_numbers_on_both_paths(small_blocks, name, outside):
+    if name == "shaw" and outside == "mask":
+        pytest.skip("shaw has no outside option")
+    torch.manual_seed(1)
+    opts = {} if name == "shaw" else {"outside": outside}
+    plain = compattn.build(name, 32, 4, 64, max_rel=3, chunked=False, **opts).double()
+    if hasattr(plain, "fixed_kernel"):
+        torch.nn.init.normal_(plain.fixed_kernel)      # non-zero, so the fixed term is tested
+    fast = compattn.build(name, 32, 4, 64, max_rel=3, chunked=True, **opts).double()
+    fast.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 41, 32, dtype=torch.float64, requires_grad=True)
+    pad = torch.ones(2, 41, dtype=torch.bool)
+    pad[0, -2:] = False
+    grad = torch.randn(2, 41, 32, dtype=torch.float64)
+    outputs = []
+    for mixer in (plain, fast):
+        y = mixer(x, pad)
+        grads = torch.autograd.grad(y, [x, *mixer.parameters()], grad)
+        outputs.append((y, grads))
+    assert_close(outputs[1][0], outputs[0][0])
+    for a, b in zip(outputs[1][1], outputs[0][1]):
+        assert_close(a, b)
+
+
+def test_long_sequences_select_the_chunked_path_and_save_no_t_by_t_matrix():
+    torch.manual_seed(2)
+    T = CHUNKED_FROM
+    mixer = compattn.build("composite", 16, 2, T, max_rel=4)
+    x = torch.randn(1, T, 16, requires_grad=True)
+    grad = torch.randn(1, T, 16)
+    assert mixer.use_chunked(T) and not mixer.use_chunked(T - 1)
+    automatic = saved_bytes(mixer, mixer, x, grad)
+    mixer.chunked = False
+    plain = saved_bytes(mixer, mixer, x, grad)
+    probabilities = 2 * T * T * 4                       # one (H, T, T) float32 matrix
+    assert plain >= probabilities > 4 * automatic
+
+
+def test_attention_dropout_falls_back_to_the_plain_path():
+    mixer = compattn.build("composite", 16, 2, 32, chunked=True, dropout=0.1)
+    assert mixer.use_chunked(32) is False                # training mode with attention dropout
+    mixer.eval()
+    assert mixer.use_chunked(32) is True
+
+
+def test_chunked_option_is_checked():
+    with pytest.raises(ValueError, match="chunked must be None"):
+        compattn.build("composite", 16, 2, 32, chunked="yes")
