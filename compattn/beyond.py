@@ -28,10 +28,9 @@ from .encoder import Encoder, EncoderConfig
 from .train import (Objective, _record, cut_blocks, learned_kernels, mask_tokens, run, token_streams,
                     train_probe, write_record)
 
-#: the variants whose length behaviour differs in kind: learned absolute rows, no positions,
-#: rotations, fixed slopes, learned buckets, clipped relative tables, convolutions
-LENGTH_VARIANTS = ("absolute", "none", "rope", "alibi", "t5", "shaw", "composite_fixed", "composite",
-                   "lightconv", "dynconv", "convbert")
+#: one variant per kind of length behaviour: learned absolute rows, no positions, rotations,
+#: fixed slopes, learned buckets, clipped relative tables, a convolution, ConvBERT's span convolution
+LENGTH_VARIANTS = ("absolute", "none", "rope", "alibi", "t5", "composite", "lightconv", "convbert")
 #: probe -> (training length, test lengths); assoc_recall has 8 keys, so at most 18 symbols
 PROBE_LENGTHS = {"copy_offset": (32, (32, 64, 128)), "local_ngram": (32, (32, 64, 128)),
                  "brackets": (32, (32, 64, 128)), "assoc_recall": (18, (18,))}
@@ -115,7 +114,8 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
     if min(eval_lengths) < 8 or train_length < 8:
         raise ValueError(f"lengths must be >= 8, got train {train_length}, eval {eval_lengths}")
     cfg = replace(prof.pretrain, seed=seed, steps=steps or settings["steps"], batch_size=settings["batch_size"],
-                  eval_every=max(1, (steps or settings["steps"]) // 5), checkpoint_every=100)
+                  lr=settings.get("lr", prof.pretrain.lr), eval_every=max(1, (steps or settings["steps"]) // 5),
+                  checkpoint_every=100)
     tokenizer = load_tokenizer(prof.tokenizer)
     special = tuple(tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
     mask_id, vocab = tokenizer.token_to_id("[MASK]"), tokenizer.get_vocab_size()
@@ -126,7 +126,8 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
     eval_inputs, eval_labels = mask_tokens(spans, g, vocab, mask_id, list(special))
     torch.manual_seed(seed)
     model = Encoder(EncoderConfig(variant=variant, vocab_size=vocab,
-                                  **{**prof.model, "max_len": max(eval_lengths), **model_overrides}))
+                                  **{**prof.model, **settings.get("model", {}), "max_len": max(eval_lengths),
+                                     **model_overrides}))
 
     def batch_fn(step, rank, world):
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
@@ -160,14 +161,14 @@ def plan(variants, probes, seeds=(0,)):
 def run_beyond(variants=LENGTH_VARIANTS, probes=tuple(PROBE_LENGTHS), profile: str | None = None, *,
                out: Path, seeds=(0,), device: str = "auto", progress: bool = True) -> list[str]:
     """Run (or resume) both experiments; returns the names of the runs done in this call."""
-    from .sweep import finished
+    from .sweep import finished, mark_complete
 
     prof = get_profile(profile)
     out = Path(out)
     done = []
-    for kind, variant, seed, probe in tqdm(plan(variants, probes, seeds), desc=f"beyond ({prof.name})",
-                                           disable=not progress):
-        name = f"length-{variant}-s{seed}" if kind == "length" else f"probe-{probe}-{variant}-s{seed}"
+    runs = plan(variants, probes, seeds)
+    for kind, variant, seed, probe in tqdm(runs, desc=f"beyond ({prof.name})", disable=not progress):
+        name = run_name(kind, variant, seed, probe)
         if finished(out, name):
             continue
         if kind == "length":
@@ -178,7 +179,12 @@ def run_beyond(variants=LENGTH_VARIANTS, probes=tuple(PROBE_LENGTHS), profile: s
                         steps=prof.beyond["probe_steps"], lr=prof.beyond["probe_lr"], seed=seed, device=device,
                         progress=progress, profile=prof.name, out=out)
         done.append(name)
+    mark_complete(out, [run_name(*run) for run in runs])
     return done
+
+
+def run_name(kind: str, variant: str, seed: int, probe: str | None = None) -> str:
+    return f"length-{variant}-s{seed}" if kind == "length" else f"probe-{probe}-{variant}-s{seed}"
 
 
 def length_table(records) -> dict:

@@ -74,6 +74,7 @@ def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), devic
             if not keep_checkpoints:
                 (out / f"{name}.pt").unlink(missing_ok=True)
         done.append(name)
+    mark_complete(out, [run_name(kind, variant, seed, task) for kind, variant, seed, task in runs])
     return done
 
 
@@ -150,12 +151,27 @@ def compare(summary: dict, a: str, b: str, tasks=None) -> dict:
     return {"diff": diff, "se": se, "verdict": verdict, "tasks": tasks}
 
 
-def best_available(root: Path) -> Path:
-    """The sweep directory under ``root`` of the largest profile present (paper > small > tiny)."""
+def best_available(root: Path, experiment: str = "sweep") -> Path:
+    """The ``<experiment>-<profile>`` directory under ``root`` of the largest profile present
+    (paper > small > tiny) whose runs are complete (a ``complete.json`` marker next to them)."""
     from .config import PROFILES
 
     for profile in reversed(list(PROFILES)):
-        candidate = Path(root) / f"sweep-{profile}"
-        if candidate.is_dir() and any(candidate.glob("*.json")):
+        candidate = Path(root) / f"{experiment}-{profile}"
+        if (candidate / COMPLETE).exists():
             return candidate
-    raise ValueError(f"no sweep results under {root}; run `python -m compattn sweep --out {root}/sweep-<profile>`")
+    raise ValueError(f"no complete {experiment} results under {root}; run `python -m compattn {experiment} "
+                     f"--out {root}/{experiment}-<profile>` to the end")
+
+
+#: written when every planned run of an experiment directory has its record, so a half-done
+#: sweep (one that is resumed across sessions or GPU leases) never replaces a finished one in the book
+COMPLETE = "complete.json"
+
+
+def mark_complete(out: Path, names) -> None:
+    """Write the ``complete.json`` marker once every run in ``names`` has a valid record."""
+    missing = [n for n in names if not finished(out, n)]
+    if missing:
+        raise ValueError(f"{len(missing)} runs of {out} have no record yet, e.g. {missing[0]}")
+    (Path(out) / COMPLETE).write_text(json.dumps({"runs": sorted(names)}, indent=1) + "\n")

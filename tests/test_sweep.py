@@ -47,6 +47,7 @@ def test_a_finished_run_is_skipped_and_a_table_regenerates_from_json(tmp_path):
     done = S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
                    steps={"pretrain": 2, "finetune": 2})
     assert done == ["pretrain-none-s0"]          # the fine-tuning record already existed
+    assert (tmp_path / S.COMPLETE).exists()      # every planned run has its record
     records = S.load_records(tmp_path)
     table = S.results_table(S.aggregate(records), baseline="none")
     expected = f"{100 * record['final']['test']['accuracy']:.1f} ± 0.0"
@@ -66,10 +67,21 @@ def test_compare_gives_a_verdict_with_uncertainty():
         S.compare(summary, "a", "missing")
 
 
-def test_best_available_prefers_the_largest_profile(tmp_path):
-    for name in ("sweep-tiny", "sweep-small"):
+def test_best_available_prefers_the_largest_complete_profile(tmp_path):
+    for name in ("sweep-tiny", "sweep-small", "sweep-paper"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "x.json").write_text("{}")
+    for name in ("sweep-tiny", "sweep-small"):
+        (tmp_path / name / S.COMPLETE).write_text("{}")
+    # sweep-paper has records but no marker: a half-finished sweep is never shown
     assert S.best_available(tmp_path).name == "sweep-small"
-    with pytest.raises(ValueError, match="no sweep results"):
+    with pytest.raises(ValueError, match="no complete sweep results"):
         S.best_available(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no complete beyond results"):
+        S.best_available(tmp_path, "beyond")
+
+
+def test_mark_complete_needs_every_record(tmp_path):
+    with pytest.raises(ValueError, match="1 runs of .* have no record"):
+        S.mark_complete(tmp_path, ["pretrain-a-s0"])
+    assert not (tmp_path / S.COMPLETE).exists()
