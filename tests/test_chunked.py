@@ -101,3 +101,16 @@ def test_attention_dropout_falls_back_to_the_plain_path():
 def test_chunked_option_is_checked():
     with pytest.raises(ValueError, match="chunked must be None"):
         compattn.build("composite", 16, 2, 32, chunked="yes")
+
+
+def test_low_precision_keeps_the_plain_path(monkeypatch):
+    import compattn.mixers.relative as relative
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the block path ran in bfloat16")
+
+    monkeypatch.setattr(relative, "chunked_relative_attention", refuse)
+    mixer = compattn.build("composite", 16, 2, 32, chunked=True).to(torch.bfloat16)
+    assert mixer(torch.randn(1, 20, 16, dtype=torch.bfloat16)).dtype == torch.bfloat16
+    with pytest.raises(AssertionError, match="block path"):
+        mixer.float()(torch.randn(1, 20, 16))

@@ -12,11 +12,13 @@ and each row's log-sum-exp; the backward pass rebuilds one block of probabilitie
     p_ij  = exp(s_ij - lse_i)
     ds_ij = p_ij (do_i . v_j - do_i . o_i)
     dq_i  = scale sum_j ds_ij k_j          dk_j = scale sum_i ds_ij q_i       dv_j = sum_i p_ij do_i
-    dQ[i, r] = sum_{j: c(j-i) = r} ds_ij   dK[j, r] = sum_{i: c(i-j) = r} ds_ij     (scatter-adds)
+    dQ[i, r] = sum_{j: c(j-i) = r} ds_ij   dK[j, r] = sum_{i: c(i-j) = r} ds_ij
+               (row and column sums where the offset is clipped, scatter-adds inside the window)
 
 The gradients of the tables flow on, through ordinary autograd, to whatever made them (the
 (T, d) @ (d, 2k+1) matmuls of the query- and key-based terms, or the fixed kernel).
-Saved memory is O(T d + T k) instead of O(T^2).
+Saved memory is O(T d + T k) instead of O(T^2).  The blocks run in the input's precision, so the
+layers use this path for float32 and float64 only.
 """
 from __future__ import annotations
 

@@ -83,7 +83,9 @@ class RelativeAttention(Attention):
         return T >= CHUNKED_FROM if self.chunked is None else self.chunked
 
     def attend(self, x, pad_mask):
-        if not self.use_chunked(x.shape[1]):
+        # the block softmax runs in the input's precision: keep bf16/fp16 (and autocast) on the plain path
+        low_precision = x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled(x.device.type)
+        if low_precision or not self.use_chunked(x.shape[1]):
             return super().attend(x, pad_mask)
         q, k = self.queries_keys(x, pad_mask)
         per_query, per_key = self.position_tables(q, k)
