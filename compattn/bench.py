@@ -41,7 +41,8 @@ PLAIN = ("composite", "composite_fixed")      # the (T, T) path, beside the auto
 # --- candidates ---------------------------------------------------------------------------------
 def make_candidate(name: str, d_model: int, n_heads: int, T: int, k: int, device, dtype):
     """A callable module x -> y for a candidate name: ``variant``, ``variant+compile``,
-    ``variant+plain`` (a relative variant kept off its block-by-block path) or ``hf_*``."""
+    ``variant+plain`` (a relative variant kept on the materialised (T, T) path: no blocks, no
+    FlexAttention) or ``hf_*``."""
     torch.manual_seed(0)
     if name == "sdpa_core":     # the attention core alone: no projections, q = k = v = x
         module = torch.nn.Module()
@@ -57,6 +58,8 @@ def make_candidate(name: str, d_model: int, n_heads: int, T: int, k: int, device
         if name.endswith("+plain"):
             opts["chunked"] = False
         module = compattn.build(variant, d_model, n_heads, max_len=max(T, 16), **opts)
+        if name.endswith("+plain"):
+            module.flex = False       # on CUDA too: the materialised (T, T) path
         forward = torch.compile(module, dynamic=False) if name.endswith("+compile") else module
     module.to(device=device, dtype=dtype).train()
     for p in module.parameters():

@@ -114,3 +114,38 @@ def test_low_precision_keeps_the_plain_path(monkeypatch):
     assert mixer(torch.randn(1, 20, 16, dtype=torch.bfloat16)).dtype == torch.bfloat16
     with pytest.raises(AssertionError, match="block path"):
         mixer.float()(torch.randn(1, 20, 16))
+
+
+# --- FlexAttention (fused on CUDA; its forward pass also runs, unfused, on a CPU) ---------------
+FLEX = ["composite", "composite_fixed", "composite_key", "shaw", "t5", "composite-mask"]
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("name", FLEX)
+def test_flex_score_mod_gives_the_reference_numbers(name):
+    from compattn.mixers.flex import flex_available
+
+    if not flex_available():
+        pytest.skip("this torch has no FlexAttention")
+    torch.manual_seed(3)
+    opts = {"max_rel": 3} if name != "t5" else {"num_buckets": 8, "max_distance": 16}
+    if name.endswith("-mask"):
+        name, opts["outside"] = name.removesuffix("-mask"), "mask"
+    mixer = compattn.build(name, 32, 4, 64, **opts).eval()
+    for p in mixer.parameters():          # zero-initialised tables too: every term non-trivial
+        torch.nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 23, 32)
+    pad = torch.ones(2, 23, dtype=torch.bool)
+    pad[1, -4:] = False
+    with torch.no_grad():
+        mixer.flex = False
+        reference = mixer(x, pad)
+        mixer.flex = True
+        fused = mixer(x, pad)
+    assert_close(fused, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_flex_is_automatic_only_on_cuda():
+    mixer = compattn.build("composite", 16, 2, 32)
+    assert mixer.use_flex(torch.zeros(1, 4, 16)) is False          # a CPU tensor
+    assert compattn.build("alibi", 16, 2, 32).offset_tables(None, None, 4) is None   # fixed bias: SDPA

@@ -17,6 +17,7 @@ from torch import nn
 from ..positions import alibi_slopes, place_clipped, relative_offsets, rotary_angles, rotate, t5_bucket
 from ..registry import register
 from .base import Mixer, masked_softmax, split_heads
+from .flex import flex_available, flex_relative_attention
 
 
 class Attention(Mixer):
@@ -25,6 +26,10 @@ class Attention(Mixer):
     Options: ``content`` (keep the q.k term; switching it off leaves a pure position
     kernel), ``dropout`` (on the attention weights, training only).
     """
+
+    #: FlexAttention for position terms that are offset tables (``flex.py``): ``None`` picks it
+    #: on CUDA; ``True``/``False`` force it on or off for this instance
+    flex: bool | None = None
 
     def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0):
         super().__init__(d_model, n_heads, max_len)
@@ -48,6 +53,16 @@ class Attention(Mixer):
         """Additive logits (B|1, H, T, T), or ``None``. ``q``/``k`` are ``None`` without them."""
         return None
 
+    def offset_tables(self, q, k, T: int):
+        """``(per_query, per_key, k, band)`` when the position term is tables read at a clipped
+        offset (see ``flex.py``), else ``None``."""
+        return None
+
+    def use_flex(self, x) -> bool:
+        if not self.content or (self.training and self.dropout > 0):
+            return False
+        return (x.is_cuda and flex_available()) if self.flex is None else self.flex
+
     def logits(self, x, pad_mask):
         q, k = self.queries_keys(x, pad_mask) if self.needs_queries_keys() else (None, None)
         scores = self.position_scores(q, k, x.shape[1])
@@ -68,8 +83,13 @@ class Attention(Mixer):
         p = self.dropout if self.training else 0.0
         if not self.content:
             return F.dropout(self.mixing_matrix_(x, pad_mask), p, self.training) @ v
-        # Fused attention: PyTorch's SDPA adds our position term as a float mask.
         q, k = self.queries_keys(x, pad_mask)
+        tables = self.offset_tables(q, k, x.shape[1]) if self.use_flex(x) else None
+        if tables is not None:      # the tables are read inside FlexAttention's fused kernel
+            per_query, per_key, max_rel, band = tables
+            return flex_relative_attention(q, k, v, per_query, per_key, pad_mask, scale=self.scale,
+                                           max_rel=max_rel, band=band)
+        # Fused attention: PyTorch's SDPA adds our position term as a float mask.
         bias = self.position_scores(q, k, x.shape[1])
         mask = None if pad_mask is None else pad_mask[:, None, None, :]
         if bias is not None:
@@ -135,13 +155,20 @@ class T5BiasAttention(Attention):
         if unscaled_content:
             self.scale = 1.0
 
-    def position_scores(self, q, k, T):
-        # one bias per offset first -- (H, 2T-1) from the 32-entry table -- then placed into
-        # (T, T) by a gather, so the backward reduces into 2T-1 slots, not T^2 table lookups
+    def per_offset(self, T):
+        """(H, 2T-1): the bias of every offset -(T-1) .. T-1, looked up in the bucket table."""
         offsets = torch.arange(-(T - 1), T, device=self.relative_attention_bias.weight.device)
         buckets = t5_bucket(offsets, self.bidirectional, self.num_buckets, self.max_distance)
-        per_offset = self.relative_attention_bias(buckets).T[:, None, :]          # (H, 1, 2T-1)
+        return self.relative_attention_bias(buckets).T
+
+    def position_scores(self, q, k, T):
+        # one bias per offset first, then placed into (T, T) by a gather, so the backward
+        # reduces into 2T-1 slots, not T^2 table lookups
+        per_offset = self.per_offset(T)[:, None, :]                                  # (H, 1, 2T-1)
         return place_clipped(per_offset.expand(self.n_heads, T, 2 * T - 1), T - 1)[None]
+
+    def offset_tables(self, q, k, T):
+        return self.per_offset(T)[None, :, None, :], None, T - 1, False           # no clip within T
 
 
 @register("alibi", cost="a fixed (H, T, T) bias, no parameters",

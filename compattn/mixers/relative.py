@@ -62,6 +62,9 @@ class RelativeAttention(Attention):
         """The (T, 2k+1) tables before placement: ``(per_query, per_key)``, either may be ``None``."""
         raise NotImplementedError
 
+    def offset_tables(self, q, k, T):
+        return (*self.position_tables(q, k), self.max_rel, self.outside == "mask")
+
     def position_scores(self, q, k, T):
         per_query, per_key = self.position_tables(q, k)
         scores = None
@@ -85,7 +88,7 @@ class RelativeAttention(Attention):
     def attend(self, x, pad_mask):
         # the block softmax runs in the input's precision: keep bf16/fp16 (and autocast) on the plain path
         low_precision = x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled(x.device.type)
-        if low_precision or not self.use_chunked(x.shape[1]):
+        if self.use_flex(x) or low_precision or not self.use_chunked(x.shape[1]):
             return super().attend(x, pad_mask)
         q, k = self.queries_keys(x, pad_mask)
         per_query, per_key = self.position_tables(q, k)
