@@ -4,7 +4,9 @@
 
 * ``tiny``  -- CI and the default on a CPU: a variant pre-trains and fine-tunes in well under
   a minute on two cores, on the embedded sample;
-* ``small`` -- a laptop CPU: minutes per variant, on the full data when it is built;
+* ``small`` -- a laptop CPU, on the full data when it is built: tens of minutes per variant
+  (pre-training plus 18 fine-tunings) on two cores, so the whole sweep is an overnight run
+  that resumes where it stopped;
 * ``paper`` -- one GPU: a BERT-small-like encoder (4 layers, d=256, 4 heads, sequence 128),
   sized so that one variant takes a few minutes on an H100.
 """
