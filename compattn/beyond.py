@@ -105,7 +105,7 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
     ``final["by_length"]``), written to ``out/length-<variant>-s<seed>.json`` when ``out`` is given.
     """
     from .data import load_corpus
-    from .data.tokenizer import load_tokenizer
+    from .data.tokenizer import load_tokenizer, tokenizer_id
 
     prof = get_profile(profile)
     settings = prof.beyond
@@ -144,7 +144,7 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
     record = _record("length", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "train_length": train_length, "eval_lengths": list(eval_lengths),
                       "data": {"source": prof.data, "train_blocks": len(train_blocks), "eval_spans": len(spans),
-                               "held_out_fraction": HELD_OUT_FRACTION},
+                               "held_out_fraction": HELD_OUT_FRACTION, "tokenizer": tokenizer_id(tokenizer)},
                       "kernels": learned_kernels(model), "final": {"by_length": by_length}})
     if out:
         write_record(record, Path(out) / f"length-{variant}-s{seed}.json")
@@ -161,10 +161,11 @@ def plan(variants, probes, seeds=(0,)):
 def run_beyond(variants=LENGTH_VARIANTS, probes=tuple(PROBE_LENGTHS), profile: str | None = None, *,
                out: Path, seeds=(0,), device: str = "auto", progress: bool = True) -> list[str]:
     """Run (or resume) both experiments; returns the names of the runs done in this call."""
-    from .sweep import finished, mark_complete
+    from .sweep import check_tokenizer, finished, mark_complete
 
     prof = get_profile(profile)
     out = Path(out)
+    check_tokenizer(out, prof.name)
     done = []
     runs = plan(variants, probes, seeds)
     for kind, variant, seed, probe in tqdm(runs, desc=f"beyond ({prof.name})", disable=not progress):

@@ -58,6 +58,7 @@ def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), devic
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_tokenizer(out, profile)
     done = []
     runs = plan(variants, tasks, seeds)
     for kind, variant, seed, task in tqdm(runs, desc=f"sweep ({profile})", disable=not progress):
@@ -76,6 +77,21 @@ def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), devic
         done.append(name)
     mark_complete(out, [run_name(kind, variant, seed, task) for kind, variant, seed, task in runs])
     return done
+
+
+def check_tokenizer(out: Path, profile: str) -> None:
+    """Refuse to resume a directory whose records were made with another tokenizer (a rebuilt
+    full data set trains a new one, and WordPiece training is not deterministic)."""
+    from .config import get_profile
+    from .data.tokenizer import load_tokenizer, tokenizer_id
+
+    used = {r.get("data", {}).get("tokenizer") for r in load_records(out)} - {None} if Path(out).is_dir() else set()
+    if not used:
+        return
+    current = tokenizer_id(load_tokenizer(get_profile(profile).tokenizer))
+    if used != {current}:
+        raise ValueError(f"{out} holds runs made with tokenizer {', '.join(sorted(used))}, but the {profile!r} "
+                         f"profile now loads tokenizer {current}; restore that tokenizer.json or use a new --out")
 
 
 # --- aggregation --------------------------------------------------------------------------------

@@ -274,7 +274,7 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
     are written there, and a killed run resumes from the checkpoint.
     """
     from .data import load_corpus
-    from .data.tokenizer import load_tokenizer
+    from .data.tokenizer import load_tokenizer, tokenizer_id
 
     prof = get_profile(profile)
     cfg = replace(prof.pretrain, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
@@ -318,7 +318,8 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
                  desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * prof.seq_len)
     record = _record("pretrain", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "data": {"source": prof.data, "train_blocks": len(train_blocks),
-                                                     "dev_blocks": len(dev_blocks)},
+                                                     "dev_blocks": len(dev_blocks),
+                                                     "tokenizer": tokenizer_id(tokenizer)},
                       "kernels": learned_kernels(model),
                       "final": result["history"]["dev"][-1] if result["history"]["dev"] else {}})
     if out:
@@ -335,7 +336,7 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
     Returns ``(model, record)`` with dev and test metrics.
     """
     from .data import load_task, task_info
-    from .data.tokenizer import load_tokenizer
+    from .data.tokenizer import load_tokenizer, tokenizer_id
 
     prof = get_profile(profile)
     cfg = replace(prof.finetune, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
@@ -392,6 +393,7 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
         final = {"dev": evaluate(model, "dev"), "test": evaluate(model, "test")}
     record = _record("finetune", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "task": task, "regression": regression, "labels": labels,
+                      "data": {"source": prof.data, "tokenizer": tokenizer_id(tokenizer)},
                       "pretrained": pretrained is not None, "final": final})
     if out:
         write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")

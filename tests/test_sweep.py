@@ -85,3 +85,16 @@ def test_mark_complete_needs_every_record(tmp_path):
     with pytest.raises(ValueError, match="1 runs of .* have no record"):
         S.mark_complete(tmp_path, ["pretrain-a-s0"])
     assert not (tmp_path / S.COMPLETE).exists()
+
+
+def test_a_sweep_refuses_to_resume_with_another_tokenizer(tmp_path):
+    _, record = finetune("none", "wn_pos_context", None, "tiny", steps=1, progress=False, out=tmp_path)
+    assert len(record["data"]["tokenizer"]) == 16
+    S.check_tokenizer(tmp_path, "tiny")                 # same tokenizer: fine
+    path = tmp_path / "finetune-none-wn_pos_context-s0.json"
+    changed = json.loads(path.read_text())
+    changed["data"]["tokenizer"] = "0" * 16
+    path.write_text(json.dumps(changed))
+    with pytest.raises(ValueError, match="holds runs made with tokenizer 0000000000000000"):
+        S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
+                steps={"pretrain": 1, "finetune": 1})

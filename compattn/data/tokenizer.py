@@ -50,3 +50,11 @@ def load_tokenizer(name_or_path: str = "sample"):
         if not path.exists():
             raise ValueError(f"no tokenizer file {path}; use 'sample', 'full' or a path to a tokenizer.json")
     return Tokenizer.from_file(str(path))
+
+
+def tokenizer_id(tokenizer) -> str:
+    """A short fingerprint of a tokenizer (its vocabulary and settings), kept in run records:
+    WordPiece training is not deterministic, so a rebuilt tokenizer can differ."""
+    import hashlib
+
+    return hashlib.sha256(tokenizer.to_str().encode("utf-8")).hexdigest()[:16]
