@@ -38,6 +38,14 @@ def _paper_on_cpu_warning(profile: str, device: str):
                   "Use --profile small for a CPU-sized run; continuing with 'paper' as asked.", stacklevel=1)
 
 
+def _known(names, allowed, what: str) -> list:
+    """``names``, or a ValueError naming the first one not in ``allowed``."""
+    for name in names:
+        if name not in allowed:
+            raise ValueError(f"unknown {what} {name!r}; the {what}s are {', '.join(allowed)}")
+    return list(names)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m compattn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,10 +135,7 @@ def main(argv=None) -> int:
             variants = args.variants or compattn.variants()
             for v in variants:
                 entry(v)
-            tasks = args.tasks or list(TASKS)
-            for t in tasks:
-                if t not in TASKS:
-                    raise ValueError(f"unknown task {t!r}; the tasks are {', '.join(TASKS)}")
+            tasks = _known(args.tasks or list(TASKS), TASKS, "task")
             profile = args.profile or current_profile()
             _paper_on_cpu_warning(profile, args.device)
             done = sweep(variants, profile, args.out, tasks, tuple(args.seeds), device=args.device)
@@ -143,10 +148,7 @@ def main(argv=None) -> int:
             variants = args.variants or list(LENGTH_VARIANTS)
             for v in variants:
                 entry(v)
-            probes = args.probes or list(PROBE_LENGTHS)
-            for p in probes:
-                if p not in PROBE_LENGTHS:
-                    raise ValueError(f"unknown probe {p!r}; the probes are {', '.join(PROBE_LENGTHS)}")
+            probes = _known(args.probes or list(PROBE_LENGTHS), PROBE_LENGTHS, "probe")
             done = run_beyond(variants, probes, args.profile, out=args.out, seeds=tuple(args.seeds),
                               device=args.device)
             print(f"beyond: {len(done)} runs done now; records in {args.out}")

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .config import get_profile
 from .encoder import Encoder, EncoderConfig
@@ -161,27 +160,21 @@ def plan(variants, probes, seeds=(0,)):
 def run_beyond(variants=LENGTH_VARIANTS, probes=tuple(PROBE_LENGTHS), profile: str | None = None, *,
                out: Path, seeds=(0,), device: str = "auto", progress: bool = True) -> list[str]:
     """Run (or resume) both experiments; returns the names of the runs done in this call."""
-    from .sweep import check_tokenizer, finished, mark_complete
+    from .sweep import run_resumable
 
     prof = get_profile(profile)
-    out = Path(out)
-    check_tokenizer(out, prof.name)
-    done = []
-    runs = plan(variants, probes, seeds)
-    for kind, variant, seed, probe in tqdm(runs, desc=f"beyond ({prof.name})", disable=not progress):
-        name = run_name(kind, variant, seed, probe)
-        if finished(out, name):
-            continue
+
+    def execute(kind, variant, seed, probe):
         if kind == "length":
             length_run(variant, prof.name, seed=seed, out=out, device=device, progress=progress)
-        else:
-            train_length, test_lengths = PROBE_LENGTHS[probe]
-            train_probe(variant, probe, train_length=train_length, test_lengths=test_lengths,
-                        steps=prof.beyond["probe_steps"], lr=prof.beyond["probe_lr"], seed=seed, device=device,
-                        progress=progress, profile=prof.name, out=out)
-        done.append(name)
-    mark_complete(out, [run_name(*run) for run in runs])
-    return done
+            return
+        train_length, test_lengths = PROBE_LENGTHS[probe]
+        train_probe(variant, probe, train_length=train_length, test_lengths=test_lengths,
+                    steps=prof.beyond["probe_steps"], lr=prof.beyond["probe_lr"], seed=seed, device=device,
+                    progress=progress, profile=prof.name, out=out)
+
+    return run_resumable(out, plan(variants, probes, seeds), run_name, execute, profile=prof.name,
+                         desc=f"beyond ({prof.name})", progress=progress)
 
 
 def run_name(kind: str, variant: str, seed: int, probe: str | None = None) -> str:

@@ -57,25 +57,37 @@ def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), devic
     from .train import finetune, pretrain
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    check_tokenizer(out, profile)
-    done = []
-    runs = plan(variants, tasks, seeds)
-    for kind, variant, seed, task in tqdm(runs, desc=f"sweep ({profile})", disable=not progress):
-        name = run_name(kind, variant, seed, task)
-        if finished(out, name):
-            continue
+
+    def execute(kind, variant, seed, task):
         if kind == "pretrain":
             pretrain(variant, profile, seed=seed, out=out, device=device, progress=progress,
                      steps=steps.get("pretrain"))
-        else:
-            checkpoint = out / f"{run_name('pretrain', variant, 0)}.pt"
-            finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device, progress=progress,
-                     steps=steps.get("finetune"))
-            if not keep_checkpoints:
-                (out / f"{name}.pt").unlink(missing_ok=True)
+            return
+        checkpoint = out / f"{run_name('pretrain', variant, 0)}.pt"
+        finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device, progress=progress,
+                 steps=steps.get("finetune"))
+        if not keep_checkpoints:
+            (out / f"{run_name(kind, variant, seed, task)}.pt").unlink(missing_ok=True)
+
+    return run_resumable(out, plan(variants, tasks, seeds), run_name, execute, profile=profile,
+                         desc=f"sweep ({profile})", progress=progress)
+
+
+def run_resumable(out: Path, runs, name_of, execute, *, profile: str, desc: str, progress: bool = True) -> list[str]:
+    """Run each planned run that has no valid record in ``out`` yet (``execute(*run)`` writes it),
+    then mark ``out`` complete; returns the names of the runs done in this call.  Shared by the
+    sweep and the beyond-the-paper experiments."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_tokenizer(out, profile)
+    done = []
+    for run in tqdm(runs, desc=desc, disable=not progress):
+        name = name_of(*run)
+        if finished(out, name):
+            continue
+        execute(*run)
         done.append(name)
-    mark_complete(out, [run_name(kind, variant, seed, task) for kind, variant, seed, task in runs])
+    mark_complete(out, [name_of(*run) for run in runs])
     return done
 
 
