@@ -112,9 +112,9 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
     eval_lengths = tuple(eval_lengths or settings["eval_lengths"])
     if min(eval_lengths) < 8 or train_length < 8:
         raise ValueError(f"lengths must be >= 8, got train {train_length}, eval {eval_lengths}")
-    cfg = replace(prof.pretrain, seed=seed, steps=steps or settings["steps"], batch_size=settings["batch_size"],
-                  lr=settings.get("lr", prof.pretrain.lr), eval_every=max(1, (steps or settings["steps"]) // 5),
-                  checkpoint_every=100)
+    steps = steps or settings["steps"]
+    cfg = replace(prof.pretrain, seed=seed, steps=steps, batch_size=settings["batch_size"],
+                  lr=settings.get("lr", prof.pretrain.lr), eval_every=max(1, steps // 5), checkpoint_every=100)
     tokenizer = load_tokenizer(prof.tokenizer)
     special = tuple(tokenizer.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
     mask_id, vocab = tokenizer.token_to_id("[MASK]"), tokenizer.get_vocab_size()

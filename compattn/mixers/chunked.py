@@ -34,7 +34,7 @@ def block_rows(batch_heads: int, T: int) -> int:
 
 class _ChunkedRelativeAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, per_query, per_key, key_mask, scale, max_rel, band):
+    def forward(ctx, q, k, v, per_query, per_key, key_bias, scale, max_rel, band):
         # head-split views are strided; one copy here saves a copy per block in every matmul
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         B, H, T, _ = q.shape
@@ -44,18 +44,18 @@ class _ChunkedRelativeAttention(torch.autograd.Function):
         for start in range(0, T, rows):
             stop = min(T, start + rows)
             # softmax in place on the block's logits: subtract the row max, exponentiate, normalise later
-            p = _block_logits(q, k, per_query, per_key, key_mask, scale, max_rel, band, start, stop)
+            p = _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
             row_max = p.amax(-1, keepdim=True)
             total = p.sub_(row_max).exp_().sum(-1, keepdim=True)
             out[:, :, start:stop] = (p @ v).div_(total)
             lse[:, :, start:stop] = (row_max + total.log()).squeeze(-1)
-        ctx.save_for_backward(q, k, v, per_query, per_key, key_mask, out, lse)
+        ctx.save_for_backward(q, k, v, per_query, per_key, key_bias, out, lse)
         ctx.scale, ctx.max_rel, ctx.band, ctx.rows = scale, max_rel, band, rows
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, per_query, per_key, key_mask, out, lse = ctx.saved_tensors
+        q, k, v, per_query, per_key, key_bias, out, lse = ctx.saved_tensors
         scale, max_rel, band, rows = ctx.scale, ctx.max_rel, ctx.band, ctx.rows
         grad_out = grad_out.contiguous()
         T = q.shape[2]
@@ -66,7 +66,7 @@ class _ChunkedRelativeAttention(torch.autograd.Function):
         delta = (grad_out * out).sum(-1, keepdim=True)                      # do_i . o_i
         for start in range(0, T, rows):
             stop = min(T, start + rows)
-            p = _block_logits(q, k, per_query, per_key, key_mask, scale, max_rel, band, start, stop)
+            p = _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
             p = p.sub_(lse[:, :, start:stop, None]).exp_()
             g = grad_out[:, :, start:stop]
             dv += p.transpose(-1, -2) @ g
@@ -96,7 +96,7 @@ def _band(T, max_rel, start, stop, device):
     return lo, hi, by_query, by_key, offsets
 
 
-def _block_logits(q, k, per_query, per_key, key_mask, scale, max_rel, band, start, stop):
+def _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop):
     """Logits (B, H, rows, T) for query rows [start, stop), in a fresh tensor the caller may overwrite.
 
     Outside the band [lo, hi) every offset clips to an edge column, so the position terms there
@@ -108,8 +108,6 @@ def _block_logits(q, k, per_query, per_key, key_mask, scale, max_rel, band, star
     rows, edge = stop - start, 2 * max_rel
     lo, hi, by_query, by_key, offsets = _band(T, max_rel, start, stop, q.device)
     bias = q.new_empty(B, H, rows, T)
-    key_bias = None if key_mask is None else torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(
-        ~key_mask, float("-inf"))                                         # (B, 1, 1, T): -inf on padding
     for cols, q_col, k_col in ((slice(0, lo), 0, edge), (slice(hi, T), edge, 0)):
         if band:
             bias[..., cols] = float("-inf")
@@ -176,8 +174,10 @@ def chunked_relative_attention(q, k, v, per_query=None, per_key=None, pad_mask=N
     B, H, T, _ = q.shape
     if per_query is not None:
         per_query = per_query.expand(per_query.shape[0], per_query.shape[1], T, per_query.shape[-1])
-    key_mask = None if pad_mask is None else pad_mask[:, None, None, :]
-    return _ChunkedRelativeAttention.apply(q, k, v, per_query, per_key, key_mask, scale, max_rel, band)
+    # padding as an additive (B, 1, 1, T) term, 0 or -inf, made once for every block
+    key_bias = None if pad_mask is None else torch.zeros(
+        pad_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~pad_mask, float("-inf"))[:, None, None, :]
+    return _ChunkedRelativeAttention.apply(q, k, v, per_query, per_key, key_bias, scale, max_rel, band)
 
 
 __all__ = ["chunked_relative_attention", "block_rows", "BLOCK_NUMBERS"]
