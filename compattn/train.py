@@ -117,6 +117,23 @@ class Objective(torch.nn.Module):
         return F.mse_loss(logits[:, 0], targets.float()) if self.regression else F.cross_entropy(logits, targets)
 
 
+# --- tokenised data, once per process ------------------------------------------------------------
+_ENCODED: dict = {}
+
+
+def encoded_once(key: tuple, tokenizer, encode):
+    """``encode()``, remembered per data directory and tokenizer: a sweep runs hundreds of
+    fine-tunings in one process, and tokenising a task's splits took longer than training on
+    it at the small profile.  Callers index into the result and never write to it."""
+    from .data import data_dir
+    from .data.tokenizer import tokenizer_id
+
+    key = (str(data_dir()), tokenizer_id(tokenizer), *key)
+    if key not in _ENCODED:
+        _ENCODED[key] = encode()
+    return _ENCODED[key]
+
+
 # --- checkpoints ---------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict):
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
@@ -279,7 +296,8 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
     prof = get_profile(profile)
     cfg = replace(prof.pretrain, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
     tokenizer = load_tokenizer(prof.tokenizer)
-    blocks = mlm_blocks(load_corpus(prof.data), tokenizer, prof.seq_len)
+    blocks = encoded_once(("corpus", prof.data, prof.seq_len), tokenizer,
+                          lambda: mlm_blocks(load_corpus(prof.data), tokenizer, prof.seq_len))
     train_blocks, dev_blocks = split_blocks(blocks)
     torch.manual_seed(seed)
     enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(), **{**prof.model, **model_overrides})
@@ -345,7 +363,9 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
     tokenizer = load_tokenizer(prof.tokenizer)
     info = task_info(task, prof.data)
     labels = info["labels"]
-    splits = {s: encode_task(load_task(task, s, prof.data), tokenizer, prof.seq_len, labels, regression)
+    splits = {s: encoded_once(("task", task, s, prof.data, prof.seq_len, tuple(labels), regression), tokenizer,
+                              lambda s=s: encode_task(load_task(task, s, prof.data), tokenizer, prof.seq_len,
+                                                      labels, regression))
               for s in ("train", "dev", "test")}
     torch.manual_seed(seed)
     enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
@@ -376,11 +396,16 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
         if limit:
             x, m, y = x[:limit], m[:limit], y[:limit]
         device = next(net.parameters()).device
-        outputs = []
+        # batches of similar length, each cut to its longest row: the split is padded to its
+        # longest example, and attention to padding is the largest cost of an evaluation
+        lengths = m.sum(1)
+        order = torch.argsort(lengths, descending=True)
+        logits = torch.empty(len(x), 1 if regression else len(labels))
         for start in range(0, len(x), 256):
-            xb, mb = x[start:start + 256].to(device), m[start:start + 256].to(device)
-            outputs.append(net.classify(net(xb, mb), mb).float().cpu())
-        logits = torch.cat(outputs)
+            rows = order[start:start + 256]
+            longest = int(lengths[rows].max())
+            xb, mb = x[rows, :longest].to(device), m[rows, :longest].to(device)
+            logits[rows] = net.classify(net(xb, mb), mb).float().cpu()
         return task_metrics(logits, y, regression, len(labels))
 
     result = run(Objective(model, "classify", regression), cfg, batch_fn,
