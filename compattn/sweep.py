@@ -91,19 +91,32 @@ def run_resumable(out: Path, runs, name_of, execute, *, profile: str, desc: str,
     return done
 
 
+KEPT_TOKENIZER = "tokenizer.json"
+
+
 def check_tokenizer(out: Path, profile: str) -> None:
     """Refuse to resume a directory whose records were made with another tokenizer (a rebuilt
-    full data set trains a new one, and WordPiece training is not deterministic)."""
+    full data set trains a new one, and WordPiece training is not deterministic).
+
+    The full-data tokenizer a directory's runs use is kept beside them as ``tokenizer.json``, so
+    a run that spans sessions (or GPU leases) can put it back, and readers can load the exact
+    vocabulary behind the numbers.
+    """
     from .config import get_profile
     from .data.tokenizer import load_tokenizer, tokenizer_id
 
+    tokenizer = load_tokenizer(get_profile(profile).tokenizer)
+    current = tokenizer_id(tokenizer)
+    kept = Path(out) / KEPT_TOKENIZER
     used = {r.get("data", {}).get("tokenizer") for r in load_records(out)} - {None} if Path(out).is_dir() else set()
-    if not used:
-        return
-    current = tokenizer_id(load_tokenizer(get_profile(profile).tokenizer))
-    if used != {current}:
+    if used and used != {current}:
+        fix = (f"copy {kept} over the data directory's tokenizer.json" if kept.exists()
+               and tokenizer_id(load_tokenizer(str(kept))) in used else "restore that tokenizer.json")
         raise ValueError(f"{out} holds runs made with tokenizer {', '.join(sorted(used))}, but the {profile!r} "
-                         f"profile now loads tokenizer {current}; restore that tokenizer.json or use a new --out")
+                         f"profile now loads tokenizer {current}; {fix}, or use a new --out")
+    if not kept.exists() and tokenizer_id(load_tokenizer("sample")) != current:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        tokenizer.save(str(kept))
 
 
 # --- aggregation --------------------------------------------------------------------------------

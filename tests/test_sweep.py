@@ -1,5 +1,6 @@
 """The sweep: run names, resume, aggregation, best-marking, and regenerating a table from JSON."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,25 @@ def test_a_sweep_refuses_to_resume_with_another_tokenizer(tmp_path):
     with pytest.raises(ValueError, match="holds runs made with tokenizer 0000000000000000"):
         S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
                 steps={"pretrain": 1, "finetune": 1})
+
+
+def test_the_full_data_tokenizer_is_kept_beside_the_records_and_named_in_the_error(tmp_path, monkeypatch):
+    from compattn.data.tokenizer import load_tokenizer, tokenizer_id, train_tokenizer
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.json").write_text("{}")                       # "auto" now means the full data
+    train_tokenizer([["a small corpus of words", "and some other words"]], vocab_size=60).save(
+        str(data / "tokenizer.json"))
+    monkeypatch.setenv("COMPATTN_DATA", str(data))
+    out = tmp_path / "runs"
+    S.check_tokenizer(out, "small")
+    assert tokenizer_id(load_tokenizer(str(out / S.KEPT_TOKENIZER))) == tokenizer_id(load_tokenizer("full"))
+    (out / "pretrain-none-s0.json").write_text(json.dumps(
+        {"kind": "pretrain", "data": {"tokenizer": tokenizer_id(load_tokenizer("full"))}}))
+    monkeypatch.setattr(S, "load_records", lambda directory: [json.loads(p.read_text())
+                                                              for p in Path(directory).glob("pretrain-*.json")])
+    train_tokenizer([["quite different words here", "nothing alike"]], vocab_size=60).save(
+        str(data / "tokenizer.json"))                                # a rebuilt data set
+    with pytest.raises(ValueError, match="copy .*tokenizer.json over the data directory's"):
+        S.check_tokenizer(out, "small")
