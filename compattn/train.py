@@ -334,11 +334,13 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
     ckpt = Path(out) / f"pretrain-{variant}-s{seed}.pt" if out else None
     result = run(Objective(model, "mlm"), cfg, batch_fn, eval_fn, device=device, checkpoint=ckpt, progress=progress,
                  desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * prof.seq_len)
+    on_text = kernels_on_text(model, dev_blocks[:TEXT_BLOCKS])
     record = _record("pretrain", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "data": {"source": prof.data, "train_blocks": len(train_blocks),
                                                      "dev_blocks": len(dev_blocks),
                                                      "tokenizer": tokenizer_id(tokenizer)},
-                      "kernels": learned_kernels(model),
+                      "kernels": {**learned_kernels(model),
+                                  **({"on_text": {"dev_blocks": TEXT_BLOCKS, "layers": on_text}} if on_text else {})},
                       "final": result["history"]["dev"][-1] if result["history"]["dev"] else {}})
     if out:
         write_record(record, Path(out) / f"pretrain-{variant}-s{seed}.json")
@@ -444,6 +446,50 @@ def learned_kernels(model: Encoder) -> dict:
             tables["t5"] = mixer.relative_attention_bias.weight.detach().float().cpu().tolist()
         layers.append(tables)
     return {"layers": layers} if any(layers) else {}
+
+
+TEXT_BLOCKS = 64     # held-out blocks of real text on which composite's generated kernels are averaged
+
+
+def kernels_on_text(model: Encoder, ids: torch.Tensor) -> list[dict]:
+    """Composite attention's *generated* kernels on real text, per layer: each head's kernel over
+    the offsets, ``softmax_r(q_i . u_r / sqrt(d_h))`` averaged over the real tokens i of ``ids``
+    (``"query"``), and ``softmax_r(k_j . u'_r / sqrt(d_h))`` averaged over the real keys j
+    (``"key"``), each (H, 2k+1).  The tables u, u' alone say little: what a head does depends
+    on the queries and keys that real sentences produce.  Empty without these terms."""
+    tables = {"query": "query_kernel", "key": "key_kernel"}
+    mixers = {ell: block.mixer for ell, block in enumerate(model.blocks)
+              if any(isinstance(getattr(block.mixer, attr, None), torch.nn.Parameter) for attr in tables.values())}
+    if not mixers:
+        return []
+    inputs = {}
+    hooks = [mixer.register_forward_pre_hook(lambda m, args, ell=ell: inputs.__setitem__(ell, args))
+             for ell, mixer in mixers.items()]
+    was_training, device = model.training, next(model.parameters()).device
+    ids = ids.to(device)
+    try:
+        with torch.no_grad():
+            model.eval()(ids, ids != 0)
+            layers = []
+            for ell in range(len(model.blocks)):
+                if ell not in mixers:
+                    layers.append({})
+                    continue
+                mixer, (x, pad_mask) = mixers[ell], inputs[ell]
+                q, k = mixer.queries_keys(x, pad_mask)                      # (B, H, T, d_h)
+                real = pad_mask[:, None, :, None].float()                   # (B, 1, T, 1)
+                layer = {}
+                for name, attr in tables.items():
+                    if isinstance(getattr(mixer, attr, None), torch.nn.Parameter):
+                        vectors = q if name == "query" else k
+                        weights = torch.softmax((vectors @ getattr(mixer, attr)).float() * mixer.scale, -1)
+                        layer[name] = ((weights * real).sum((0, 2)) / real.sum((0, 2))).cpu().tolist()
+                layers.append(layer)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return layers
 
 
 def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_classes: int) -> dict:

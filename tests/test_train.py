@@ -168,3 +168,46 @@ def test_encode_task_truncates_but_keeps_the_final_separator():
     assert lengths == [5, 8, 8, 8]
     sep = tok.token_to_id("[SEP]")
     assert all(ids[i, n - 1] == sep for i, n in enumerate(lengths))
+
+
+def test_length_sorted_evaluation_matches_one_padded_pass():
+    """The final metrics come from batches sorted by length and cut to their longest row; the
+    same model on the whole split padded to its longest example gives the same metrics."""
+    from compattn.data import load_task, task_info
+    from compattn.data.tokenizer import load_tokenizer
+    from compattn.train import encode_task, task_metrics
+
+    for task, regression in (("wn_pos", False), ("vader_sent", True)):
+        model, record = finetune("convbert", task, None, "tiny", steps=2, progress=False, regression=regression)
+        labels = task_info(task, "sample")["labels"]
+        x, m, y = encode_task(load_task(task, "test", "sample"), load_tokenizer("sample"), 128, labels, regression)
+        assert m.sum(1).min() < m.shape[1]                 # the split really has padding to cut
+        with torch.no_grad():
+            expected = task_metrics(model.classify(model.eval()(x, m), m).float(), y, regression, len(labels))
+        for name, value in expected.items():
+            assert record["final"]["test"][name] == pytest.approx(value, abs=1e-3), (task, name)
+
+
+def test_composite_generated_kernels_are_averaged_over_real_text():
+    from compattn.train import kernels_on_text
+
+    model, record = pretrain("composite", "tiny", steps=2, progress=False)
+    on_text = record["kernels"]["on_text"]
+    heads, width = model.cfg.n_heads, 2 * model.blocks[0].mixer.max_rel + 1
+    assert len(on_text["layers"]) == model.cfg.n_layers and on_text["dev_blocks"] > 0
+    for layer in on_text["layers"]:
+        for name in ("query", "key"):
+            assert len(layer[name]) == heads and all(len(h) == width for h in layer[name])
+            assert all(abs(sum(h) - 1) < 1e-5 for h in layer[name])
+    # by hand on two sentences, one of them padded: layer 0 sees the normalised embeddings
+    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 3, 0, 0]])
+    mixer = model.eval().blocks[0].mixer
+    with torch.no_grad():
+        x = model.embedding_norm(model.token_embedding(ids))
+        x = model.blocks[0].norm1(x) if model.blocks[0].pre_norm else x
+        q, _ = mixer.queries_keys(x, ids != 0)
+        weights = torch.softmax(q @ mixer.query_kernel * mixer.scale, -1)       # (B, H, T, 2k+1)
+        real = [weights[0, :, t] for t in range(5)] + [weights[1, :, t] for t in range(3)]
+        expected = torch.stack(real).mean(0)
+    assert_close(torch.tensor(kernels_on_text(model, ids)[0]["query"]), expected)
+    assert kernels_on_text(pretrain("absolute", "tiny", steps=1, progress=False)[0], ids) == []
