@@ -421,10 +421,18 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
     record = _record("finetune", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "task": task, "regression": regression, "labels": labels,
                       "data": {"source": prof.data, "tokenizer": tokenizer_id(tokenizer)},
-                      "pretrained": pretrained is not None, "final": final})
+                      "pretrained": pretrained is not None, "final": final,
+                      **({} if regression else {"chance": majority_accuracy(targets, splits)})})
     if out:
         write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")
     return model.cpu(), record
+
+
+def majority_accuracy(train_targets: torch.Tensor, splits: dict) -> dict:
+    """Dev and test accuracy of always answering the most frequent training label: the chance
+    level a fine-tuned classifier has to beat."""
+    majority = int(torch.mode(train_targets).values)
+    return {split: (splits[split][2] == majority).float().mean().item() for split in ("dev", "test")}
 
 
 def learned_kernels(model: Encoder) -> dict:

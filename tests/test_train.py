@@ -186,6 +186,11 @@ def test_length_sorted_evaluation_matches_one_padded_pass():
             expected = task_metrics(model.classify(model.eval()(x, m), m).float(), y, regression, len(labels))
         for name, value in expected.items():
             assert record["final"]["test"][name] == pytest.approx(value, abs=1e-3), (task, name)
+        if not regression:        # chance: the most frequent training label, counted by hand
+            train = [r["label"] for r in load_task(task, "train", "sample")]
+            majority = max(set(train), key=train.count)
+            test = [r["label"] for r in load_task(task, "test", "sample")]
+            assert record["chance"]["test"] == pytest.approx(test.count(majority) / len(test))
 
 
 def test_composite_generated_kernels_are_averaged_over_real_text():
