@@ -86,13 +86,19 @@ def plot_kernels(kernels: dict, offsets=None, title: str | None = None):
 
 
 def plot_curves(curves: dict, xlabel: str = "step", ylabel: str = "loss", title: str | None = None):
-    """Several learning curves on one axis: ``curves[name] = (x, y)``."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for name, (x, y) in curves.items():
-        ax.plot(x, y, label=name)
+    """Several learning curves on one axis: ``curves[name] = (x, y)``.  More than ten curves (a
+    whole sweep) get twenty colours, alternating line styles and a legend beside the axis."""
+    many = len(curves) > 10
+    fig, ax = plt.subplots(figsize=(7.2, 3.6) if many else (5, 3))
+    colours = plt.cm.tab20(np.linspace(0, 1, 20)) if many else [None] * len(curves)
+    for i, (name, (x, y)) in enumerate(curves.items()):
+        ax.plot(x, y, label=name, color=colours[i % len(colours)], ls="--" if many and i % 2 else "-")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=7, frameon=False)
+    if many:
+        ax.legend(fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize=7, frameon=False)
     if title:
         ax.set_title(title)
     fig.tight_layout()

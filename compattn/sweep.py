@@ -64,6 +64,10 @@ def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), devic
                      steps=steps.get("pretrain"))
             return
         checkpoint = out / f"{run_name('pretrain', variant, 0)}.pt"
+        if not checkpoint.exists():    # records are committed, checkpoints are not
+            raise ValueError(f"{checkpoint.with_suffix('.json').name} is finished but its checkpoint {checkpoint} "
+                             f"is gone, and the fine-tunings of {variant!r} start from it; delete that record "
+                             f"to pre-train {variant!r} again, or bring the checkpoint back")
         finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device, progress=progress,
                  steps=steps.get("finetune"))
         if not keep_checkpoints:
@@ -151,9 +155,23 @@ def best_per_column(summary: dict) -> dict:
             for t in sorted(tasks)}
 
 
-def results_table(summary: dict, tasks=None, baseline: str = "absolute") -> str:
+def chance_levels(records, split: str = "test") -> dict:
+    """``{task: accuracy of the most frequent training label}`` from the fine-tuning records that
+    carry it; it is a property of the data, so records of one task must agree."""
+    levels: dict = {}
+    for r in records:
+        if r["kind"] == "finetune" and "chance" in r:
+            value = levels.setdefault(r["task"], r["chance"][split])
+            if abs(value - r["chance"][split]) > 1e-9:
+                raise ValueError(f"records of task {r['task']!r} disagree on its chance level "
+                                 f"({value} vs {r['chance'][split]}): they were made on different data")
+    return levels
+
+
+def results_table(summary: dict, tasks=None, baseline: str = "absolute", chance: dict | None = None) -> str:
     """Markdown: variants x tasks, mean ± std over seeds (×100), best per column in bold, and the
-    average's difference from ``baseline``."""
+    average's difference from ``baseline``; with ``chance`` (``chance_levels``) a last row gives
+    each task's majority-label accuracy."""
     tasks = list(tasks or sorted({t for by_task in summary.values() for t in by_task}))
     best = best_per_column(summary)
     lines = ["| variant | " + " | ".join(f"`{t}`" for t in tasks) + " | average | vs. " + baseline + " |",
@@ -172,6 +190,11 @@ def results_table(summary: dict, tasks=None, baseline: str = "absolute") -> str:
         delta = averages[variant] - averages[baseline] if baseline in averages else float("nan")
         lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {100 * averages[variant]:.1f} | "
                      f"{100 * delta:+.1f} |")
+    if chance:
+        cells = [f"{100 * chance[t]:.1f}" if t in chance else "–" for t in tasks]
+        average = statistics.fmean(chance[t] for t in tasks) if all(t in chance for t in tasks) else None
+        lines.append("| *majority label* | " + " | ".join(cells) + " | "
+                     + (f"{100 * average:.1f}" if average is not None else "–") + " | |")
     return "\n".join(lines)
 
 

@@ -38,6 +38,18 @@ def test_aggregate_mean_std_and_best():
     assert "**80.0 ± 0.0**" in table and "**90.0 ± 0.0**" in table and "| `absolute` |" in table
 
 
+def test_chance_levels_come_from_the_records_and_must_agree():
+    records = [_record("a", "t1", 0, 0.8), _record("b", "t1", 0, 0.7), _record("a", "t2", 0, 0.6)]
+    records[0]["chance"] = records[1]["chance"] = {"dev": 0.5, "test": 0.55}
+    levels = S.chance_levels(records)
+    assert levels == {"t1": 0.55}
+    table = S.results_table(S.aggregate(records), baseline="a", chance=levels)
+    assert table.splitlines()[-1] == "| *majority label* | 55.0 | – | – | |"
+    records[1]["chance"] = {"dev": 0.5, "test": 0.6}
+    with pytest.raises(ValueError, match="disagree on its chance level"):
+        S.chance_levels(records)
+
+
 def test_a_finished_run_is_skipped_and_a_table_regenerates_from_json(tmp_path):
     _, record = finetune("none", "wn_pos_context", None, "tiny", steps=2, progress=False, out=tmp_path)
     name = S.run_name("finetune", "none", 0, "wn_pos_context")
@@ -121,3 +133,13 @@ def test_the_full_data_tokenizer_is_kept_beside_the_records_and_named_in_the_err
         str(data / "tokenizer.json"))                                # a rebuilt data set
     with pytest.raises(ValueError, match="copy .*tokenizer.json over the data directory's"):
         S.check_tokenizer(out, "small")
+
+
+def test_fine_tuning_without_the_pretrained_checkpoint_says_what_to_do(tmp_path):
+    S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
+            steps={"pretrain": 1, "finetune": 1})
+    (tmp_path / "finetune-none-wn_pos_context-s0.json").unlink()
+    (tmp_path / "pretrain-none-s0.pt").unlink()           # e.g. a fresh clone: only records are committed
+    with pytest.raises(ValueError, match="pretrain-none-s0.json is finished but its checkpoint .* is gone"):
+        S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
+                steps={"pretrain": 1, "finetune": 1})
