@@ -168,6 +168,16 @@ def chance_levels(records, split: str = "test") -> dict:
     return levels
 
 
+def at_chance(summary: dict, chance: dict) -> list[str]:
+    """Tasks on which no variant clearly beats the majority label: by more than a point and by
+    more than twice its spread over seeds.  Such a task adds noise, not signal, to comparisons."""
+    def beats(s, level):
+        return s["mean"] - level > max(0.01, 2 * s["std"])
+
+    return [t for t in sorted(chance) if not any(t in by_task and beats(by_task[t], chance[t])
+                                                 for by_task in summary.values())]
+
+
 def results_table(summary: dict, tasks=None, baseline: str = "absolute", chance: dict | None = None) -> str:
     """Markdown: variants x tasks, mean ± std over seeds (×100), best per column in bold, and the
     average's difference from ``baseline``; with ``chance`` (``chance_levels``) a last row gives

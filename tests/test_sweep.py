@@ -45,6 +45,8 @@ def test_chance_levels_come_from_the_records_and_must_agree():
     assert levels == {"t1": 0.55}
     table = S.results_table(S.aggregate(records), baseline="a", chance=levels)
     assert table.splitlines()[-1] == "| *majority label* | 55.0 | – | – | |"
+    assert S.at_chance(S.aggregate(records), levels) == []              # 80 and 70 beat 55
+    assert S.at_chance(S.aggregate(records), {"t1": 0.795}) == ["t1"]   # half a point is not clearly
     records[1]["chance"] = {"dev": 0.5, "test": 0.6}
     with pytest.raises(ValueError, match="disagree on its chance level"):
         S.chance_levels(records)
