@@ -115,3 +115,5 @@ def test_page_renders(browser, page):
     assert not remote, f"{page}: loaded resources from the network: {remote}"
 
     browser.save_screenshot(str(SHOTS / f"{page.replace('/', '_')}.png"))
+    # a results table printed with Markdown() must arrive as a table, not as a line of pipes
+    assert "|---|" not in outputs and "|—|" not in outputs, f"{page}: a Markdown table output rendered as text"
