@@ -3,9 +3,9 @@
     python -m compattn data                      # fetch the sources, build corpus + tasks
     python -m compattn pretrain --variant composite --profile tiny --out runs/
     python -m compattn finetune --variant composite --task wn_pos --pretrained runs/pretrain-composite-s0.pt
-    python -m compattn sweep --profile small --out book/results/sweep-small
-    python -m compattn beyond --profile small --out book/results/beyond-small
-    python -m compattn bench --out book/results/bench-cpu.json
+    python -m compattn sweep --profile small --out compattn/results/sweep-small
+    python -m compattn beyond --profile small --out compattn/results/beyond-small
+    python -m compattn bench --out compattn/results/bench-cpu.json
 """
 from __future__ import annotations
 

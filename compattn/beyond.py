@@ -10,7 +10,7 @@
    :mod:`compattn.data.probes` (a fixed offset, a local n-gram, bracket balance, content
    lookup) and tested at the training length and longer.
 
-``python -m compattn beyond --profile small --out book/results/beyond-small`` runs both for
+``python -m compattn beyond --profile small --out compattn/results/beyond-small`` runs both for
 the chosen variants; like the sweep, it writes one JSON record per run and resumes.
 """
 from __future__ import annotations

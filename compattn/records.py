@@ -6,7 +6,17 @@ metrics, so that every number the book shows can be traced to a run.
 """
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
+
 import jsonschema
+
+
+def results_dir() -> Path:
+    """Where the committed results live: ``compattn/results`` inside the installed package, found
+    with ``importlib.resources``, so a chapter copied anywhere (or opened on Colab after the
+    install cell) reads the same records as the book."""
+    return Path(str(resources.files("compattn") / "results"))
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 

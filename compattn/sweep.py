@@ -225,11 +225,14 @@ def compare(summary: dict, a: str, b: str, tasks=None) -> dict:
     return {"diff": diff, "se": se, "verdict": verdict, "tasks": tasks}
 
 
-def best_available(root: Path, experiment: str = "sweep") -> Path:
-    """The ``<experiment>-<profile>`` directory under ``root`` of the largest profile present
+def best_available(root: Path | None = None, experiment: str = "sweep") -> Path:
+    """The ``<experiment>-<profile>`` directory under ``root`` (default: the committed results,
+    :func:`compattn.records.results_dir`) of the largest profile present
     (paper > small > tiny) whose runs are complete (a ``complete.json`` marker next to them)."""
     from .config import PROFILES
+    from .records import results_dir
 
+    root = results_dir() if root is None else root
     for profile in reversed(list(PROFILES)):
         candidate = Path(root) / f"{experiment}-{profile}"
         if (candidate / COMPLETE).exists():

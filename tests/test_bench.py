@@ -7,6 +7,7 @@ import torch
 from torch.testing import assert_close
 
 import compattn
+from compattn.records import results_dir
 from compattn.bench import bootstrap_interval, saved_bytes, scaling_exponent, validate_bench
 
 from test_mixers import inputs, make
@@ -61,7 +62,7 @@ def test_report_validation():
 def test_committed_cpu_report_is_valid():
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "book" / "results" / "bench-cpu.json"
+    path = results_dir() / "bench-cpu.json"
     validate_bench(json.loads(path.read_text()))
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from compattn import sweep as S
+from compattn.records import results_dir
 from compattn.train import finetune
 
 
@@ -147,7 +148,7 @@ def test_fine_tuning_without_the_pretrained_checkpoint_says_what_to_do(tmp_path)
                 steps={"pretrain": 1, "finetune": 1})
 
 
-RESULTS = Path(__file__).resolve().parents[1] / "book" / "results"
+RESULTS = results_dir()
 
 
 @pytest.mark.parametrize("directory", sorted(p.name for p in RESULTS.iterdir() if (p / S.COMPLETE).exists()))
