@@ -174,7 +174,9 @@ EXTRA_PARAMETERS = {
 
 # --- general proofs: symbolic T, k, d_h and symbolic indices ------------------------------------
 # The builders above write matrices out for one small (T, k); the functions below prove the
-# same identities for every T, k and d_h, on symbolic indices i, j, r.  Each returns the
+# same identities for every T, k and d_h, on symbolic indices i, j, r.  The window is the
+# symbol k; the key vectors are the IndexedBase ``key`` (key[j, c] is channel c of k_j), so
+# the two never print alike.  Each returns the
 # SymPy expressions it compared, so a chapter can display them; each asserts on failure.
 i_, j_, r_, c_ = sp.symbols("i j r c", integer=True)
 T_, d_ = sp.symbols("T d_h", integer=True, positive=True)
@@ -246,7 +248,7 @@ def prove_relative_key_split():
 
     Returns (logit, content, kernel) as sums over the d_h channels.
     """
-    q, kk, a = sp.IndexedBase("q"), sp.IndexedBase("k"), sp.IndexedBase("a")
+    q, kk, a = sp.IndexedBase("q"), sp.IndexedBase("key"), sp.IndexedBase("a")
     idx = clip_expr(j_ - i_, k_)
     logit = sp.Sum(q[i_, c_] * (kk[j_, c_] + a[idx, c_]), (c_, 0, d_ - 1)) / sp.sqrt(d_)
     content = sp.Sum(q[i_, c_] * kk[j_, c_], (c_, 0, d_ - 1)) / sp.sqrt(d_)
@@ -342,7 +344,7 @@ def prove_composite_split():
     the key-based term read at clip(i - j) is the reversed table read at clip(j - i)
     (because clip(-r) = -clip(r) for every k, :func:`prove_clip`).  Returns the four terms.
     """
-    q, kk = sp.IndexedBase("q"), sp.IndexedBase("k")
+    q, kk = sp.IndexedBase("q"), sp.IndexedBase("key")
     u, u_key = sp.IndexedBase("u"), sp.IndexedBase("u'")
     fwd, back = clip_expr(j_ - i_, k_), clip_expr(i_ - j_, k_)
     dot = lambda a, b: sp.Sum(a * b, (c_, 0, d_ - 1)) / sp.sqrt(d_)
@@ -365,7 +367,7 @@ def prove_transformer_xl_terms():
     is content + a query-based kernel (table W_R R_{-r} at r = j - i) + a per-key bias u.k_j
     that does not depend on the offset + a fixed kernel v.(W_R R_{i-j}).  Returns the terms.
     """
-    q, kk, u, v = (sp.IndexedBase(n) for n in ("q", "k", "u", "v"))
+    q, kk, u, v = (sp.IndexedBase(n) for n in ("q", "key", "u", "v"))
     R = sp.Function("R_W")                       # W_R R_offset, channel c: R_W(offset, c)
     dot = lambda a, b: sp.Sum(a * b, (c_, 0, d_ - 1))
     terms = {"content": dot(q[i_, c_], kk[j_, c_]),
