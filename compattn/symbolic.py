@@ -313,10 +313,12 @@ def fixed_bias_rows(bias, T: int):
 
 
 def t5_like(i, j):
-    return sp.Function("b")(sp.Function("bucket")(j - i))
+    """T5: a learned scalar per bucket of the offset, beta_bucket(j - i) (any bucket map)."""
+    return beta_(sp.Function("bucket")(j - i))
 
 
 def alibi_bias(i, j, m=sp.Symbol("m", positive=True)):
+    """ALiBi's bidirectional bias -m |j - i| (the causal original: m (j - i) on j <= i)."""
     return -m * sp.Abs(j - i)
 
 
@@ -362,12 +364,13 @@ def prove_composite_split():
 def prove_transformer_xl_terms():
     """Transformer-XL's logit (Dai et al. 2019, eq. 'relative'), for every d_h:
 
-        q_i.k_j + q_i.(W_R R_{i-j}) + u.k_j + v.(W_R R_{i-j})
+        q_i.k_j + q_i.(W_R R_{i-j}) + mu.k_j + nu.(W_R R_{i-j})
 
-    is content + a query-based kernel (table W_R R_{-r} at r = j - i) + a per-key bias u.k_j
-    that does not depend on the offset + a fixed kernel v.(W_R R_{i-j}).  Returns the terms.
+    (the paper's u, v are mu, nu here: u_r is composite attention's table) is content + a
+    query-based kernel (table W_R R_{-r} at r = j - i) + a per-key bias mu.k_j that does
+    not depend on the offset + a fixed kernel nu.(W_R R_{i-j}).  Returns the terms.
     """
-    q, kk, u, v = (sp.IndexedBase(n) for n in ("q", "key", "u", "v"))
+    q, kk, u, v = (sp.IndexedBase(n) for n in ("q", "key", "mu", "nu"))
     R = sp.Function("R_W")                       # W_R R_offset, channel c: R_W(offset, c)
     dot = lambda a, b: sp.Sum(a * b, (c_, 0, d_ - 1))
     terms = {"content": dot(q[i_, c_], kk[j_, c_]),
