@@ -190,23 +190,22 @@ def clip_expr(r, k):
     return sp.Max(-k, sp.Min(k, r))
 
 
-def band_entry_general():
-    """Entry (i, j) of the band matrix B = sum_r w_r [j = i + r], for symbolic i, j, k."""
-    return sp.Sum(w_[r_] * sp.KroneckerDelta(j_, i_ + r_), (r_, -k_, k_)).doit()
-
-
-def prove_band_form():
+def prove_band_form(dynamic: bool = False):
     """For every T, k and row i: sum_j B_ij x_j is the zero-padded convolution.
 
     B_ij = sum_r w_r [j = i + r]; swapping the two finite sums, sum_j [j = i + r] x_j is
-    x_{i+r} when 0 <= i + r <= T - 1 and 0 otherwise -- zero padding.  Returns
-    (entry of B, summand of B x after the swap).
+    x_{i+r} when 0 <= i + r <= T - 1 and 0 otherwise -- zero padding.  With
+    ``dynamic=True`` the kernel is row-dependent, w_{i,r} (a dynamic convolution); the
+    argument is the same.  Returns (entry of B, summand of B x after the swap).
     """
-    entry = band_entry_general()
-    expected = sp.Piecewise((w_[j_ - i_], (j_ - i_ >= -k_) & (j_ - i_ <= k_)), (0, True))
-    assert sp.simplify(entry - expected) == 0 or entry == expected, entry
-    summand = sp.Sum(w_[r_] * sp.KroneckerDelta(j_, i_ + r_) * x_[j_], (j_, 0, T_ - 1)).doit()
-    padded = sp.Piecewise((w_[r_] * x_[i_ + r_], (i_ + r_ >= 0) & (i_ + r_ <= T_ - 1)), (0, True))
+    weight = (lambda r: w_[i_, r]) if dynamic else (lambda r: w_[r])
+    entry = sp.Sum(weight(r_) * sp.KroneckerDelta(j_, i_ + r_), (r_, -k_, k_)).doit()
+    expected = sp.Piecewise((weight(j_ - i_), (j_ - i_ >= -k_) & (j_ - i_ <= k_)), (0, True))
+    assert entry == expected or sp.simplify(entry - expected) == 0, entry
+    summand = sp.Sum(weight(r_) * sp.KroneckerDelta(j_, i_ + r_) * x_[j_],
+                     (j_, 0, T_ - 1)).doit()
+    padded = sp.Piecewise((weight(r_) * x_[i_ + r_], (i_ + r_ >= 0) & (i_ + r_ <= T_ - 1)),
+                          (0, True))
     assert sp.simplify(summand - padded) == 0, summand
     return entry, summand
 

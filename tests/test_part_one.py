@@ -14,8 +14,9 @@ from compattn.positions import alibi_slopes, t5_bucket
 
 
 # --- general proofs (symbolic T, k, d_h) ---------------------------------------------------------
-def test_band_form_of_a_convolution_for_every_T_and_k():
-    entry, summand = S.prove_band_form()
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_band_form_of_a_convolution_for_every_T_and_k(dynamic):
+    entry, summand = S.prove_band_form(dynamic)
     assert entry.has(sp.Piecewise) and summand.has(sp.Piecewise)
 
 
