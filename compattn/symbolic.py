@@ -151,14 +151,15 @@ def rotation(angle) -> sp.Matrix:
     return sp.Matrix([[sp.cos(angle), -sp.sin(angle)], [sp.sin(angle), sp.cos(angle)]])
 
 
-def rotary_score(q: sp.Matrix, k: sp.Matrix, m, n, theta) -> sp.Expr:
-    """(R_m q) . (R_n k) for 2-d column vectors q, k at positions m, n."""
-    return ((rotation(m * theta) * q).T * (rotation(n * theta) * k))[0]
+def rotary_score(q: sp.Matrix, k: sp.Matrix, i, j, theta) -> sp.Expr:
+    """(R_{i theta} q) . (R_{j theta} k) for 2-d column vectors q, k at positions i, j."""
+    return ((rotation(i * theta) * q).T * (rotation(j * theta) * k))[0]
 
 
-def quadratic_score(delta, shift, alpha) -> sp.Expr:
-    """Cordonnier et al.'s relative score -alpha (|delta - shift|^2 - |shift|^2) for one head."""
-    return -alpha * ((delta - shift) ** 2 - shift ** 2)
+def quadratic_score(r, shift, gamma) -> sp.Expr:
+    """Cordonnier et al.'s relative score -gamma ((r - shift)^2 - shift^2) for one head
+    (their alpha; gamma here, because alpha is the attention weight)."""
+    return -gamma * ((r - shift) ** 2 - shift ** 2)
 
 
 # --- parameter counts as expressions in H, d_h, k ------------------------------------------------
