@@ -214,13 +214,15 @@ def prove_band_form(dynamic: bool = False):
 def offset_cases(k=None):
     """A symbolic offset r in each of the three cases of clip, for a symbolic k >= 1.
 
-    With s >= 0 and 0 <= a, b: r = -k - s (left of the window), r = a - b with
-    k = a + b + t (inside, |r| <= k), r = k + s (right of the window).  Every pair
-    (r, k) with k >= 1 is one of these, so a statement checked on the three is proved.
+    With n_1, n_2, n_3, n_4 >= 0: r = -k - n_1 (left of the window, r <= -k),
+    r = n_2 - n_3 with k = n_2 + n_3 + n_4 + 1 (inside, |r| <= k - 1), r = k + n_1 (right
+    of the window, r >= k).  Every pair (r, k) with k >= 1 is one of these, so a
+    statement checked on the three is proved.  (Letters n_*: a, b, p, q, s already mean
+    something in the book.)
     """
-    s, a, b, t = sp.symbols("s a b t", integer=True, nonnegative=True)
-    k_in = a + b + t + 1
-    return {"left": (-k_ - s, k_), "inside": (a - b, k_in), "right": (k_ + s, k_)}
+    n1, n2, n3, n4 = sp.symbols("n_1 n_2 n_3 n_4", integer=True, nonnegative=True)
+    k_in = n2 + n3 + n4 + 1
+    return {"left": (-k_ - n1, k_), "inside": (n2 - n3, k_in), "right": (k_ + n1, k_)}
 
 
 def prove_clip():
@@ -280,29 +282,29 @@ def prove_interior_rows_are_wu():
     (a) the clipped weight exp(beta_clip(r)) with the edge taps at -inf is exp(beta_r)
         for |r| < k and 0 otherwise (the three cases of clip, :func:`prove_clip`);
     (b) with r = j - i the row's denominator sum_{j=0}^{T-1} becomes a sum over
-        r = -i .. T-1-i; for an interior row (i = k-1+p, T-1-i = k-1+q, p, q >= 0) it
+        r = -i .. T-1-i; for an interior row (i = k-1+n_1, T-1-i = k-1+n_2, n_1, n_2 >= 0) it
         splits into r <= -k, |r| <= k-1 and r >= k; the outer two vanish term by term and
         the middle one is the denominator of Wu's softmax over its 2k-1 taps.
     The numerators agree entry by entry by (a), so the rows agree.  Returns the row's
     denominator after the index change and Wu's denominator.
     """
-    p, q, s = sp.symbols("p q s", integer=True, nonnegative=True)
-    a, b, t = sp.symbols("a b t", integer=True, nonnegative=True)
+    n1, n2, n3, n4 = sp.symbols("n_1 n_2 n_3 n_4", integer=True, nonnegative=True)
     weight = lambda r, k=k_: _cut_weight(r, k)
-    # (a) every |r| <= k-1 is r = a - b with k = a + b + t + 1; beyond, r = -k-s or k+s
-    assert weight(a - b, a + b + t + 1) == sp.exp(beta_(a - b))
-    assert weight(-k_ - s) == 0 and weight(k_ + s) == 0
-    # (b) the index change and the split, for an interior row
-    i = k_ - 1 + p
-    T = i + k_ + q
+    # (a) every |r| <= k-1 is r = n_2 - n_3 with k = n_2 + n_3 + n_4 + 1; beyond, r = -k-n_1
+    # or k+n_1
+    assert weight(n2 - n3, n2 + n3 + n4 + 1) == sp.exp(beta_(n2 - n3))
+    assert weight(-k_ - n1) == 0 and weight(k_ + n1) == 0
+    # (b) the index change and the split, for an interior row i = k-1+n_1, T-1-i = k-1+n_2
+    i = k_ - 1 + n1
+    T = i + k_ + n2
     row_sum = sp.Sum(weight(j_ - i), (j_, 0, T - 1)).change_index(j_, j_ - i, r_)
     assert row_sum.limits[0][1:] == (-i, T - 1 - i)
     left = sp.Sum(weight(r_), (r_, -i, -k_))
     middle = sp.Sum(weight(r_), (r_, -(k_ - 1), k_ - 1))
     right = sp.Sum(weight(r_), (r_, k_, T - 1 - i))
     assert sp.simplify(left + middle + right - row_sum) == 0        # adjacent ranges
-    assert left.change_index(r_, -k_ - r_, s).doit() == 0
-    assert right.change_index(r_, r_ - k_, s).doit() == 0
+    assert left.change_index(r_, -k_ - r_, n3).doit() == 0
+    assert right.change_index(r_, r_ - k_, n3).doit() == 0
     wu = sp.Sum(sp.exp(beta_(r_)), (r_, -(k_ - 1), k_ - 1))
     return row_sum, wu
 
@@ -322,9 +324,12 @@ def alibi_bias(i, j, m=sp.Symbol("m", positive=True)):
     return -m * sp.Abs(j - i)
 
 
-def kerple_log_bias(i, j, r1=sp.Symbol("r_1", positive=True), r2=sp.Symbol("r_2", positive=True)):
-    """KERPLE's logarithmic kernel (Chi et al. 2022): -r1 log(1 + r2 |j - i|)."""
-    return -r1 * sp.log(1 + r2 * sp.Abs(j - i))
+def kerple_log_bias(i, j, rho1=sp.Symbol("rho_1", positive=True),
+                    rho2=sp.Symbol("rho_2", positive=True)):
+    """KERPLE's logarithmic kernel (Chi et al. 2022): -rho1 log(1 + rho2 |j - i|).
+
+    The paper's r_1, r_2 are rho_1, rho_2 here (r is the offset)."""
+    return -rho1 * sp.log(1 + rho2 * sp.Abs(j - i))
 
 
 def prove_fixed_kernel(bias):

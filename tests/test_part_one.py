@@ -43,10 +43,10 @@ def test_fixed_schemes_are_fixed_kernels(bias):
 
 
 def test_kerple_is_not_alibi():
-    # counterexample: r1 = 1, r2 = 1 at |r| = 1 and 2 gives log ratios log2/log3 != 1/2
+    # counterexample: rho1 = rho2 = 1 at |r| = 1 and 2: log 3 / log 2 != 2 (ALiBi's ratio)
     r = sp.Symbol("r", integer=True)
-    kerple = S.kerple_log_bias(0, r).subs({sp.Symbol("r_1", positive=True): 1,
-                                           sp.Symbol("r_2", positive=True): 1})
+    kerple = S.kerple_log_bias(0, r).subs({sp.Symbol("rho_1", positive=True): 1,
+                                           sp.Symbol("rho_2", positive=True): 1})
     assert sp.N(kerple.subs(r, 2) / kerple.subs(r, 1)) != 2
 
 
