@@ -1,0 +1,262 @@
+"""Part I (chapters 1-6): the general proofs, the instance checks and the answers to the
+exercises that the chapters no longer print.  A change to ``compattn.symbolic`` or to a
+mixer that breaks a statement of Part I fails here first."""
+import math
+
+import pytest
+import sympy as sp
+import torch
+from torch.testing import assert_close
+
+import compattn
+from compattn import symbolic as S
+from compattn.positions import alibi_slopes, t5_bucket
+
+
+# --- general proofs (symbolic T, k, d_h) ---------------------------------------------------------
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_band_form_of_a_convolution_for_every_T_and_k(dynamic):
+    entry, summand = S.prove_band_form(dynamic)
+    assert entry.has(sp.Piecewise) and summand.has(sp.Piecewise)
+
+
+def test_clip_cases_for_every_k():
+    cases = S.prove_clip()
+    assert cases["left"] == -S.k_ and cases["right"] == S.k_
+
+
+def test_theorem_steps_for_every_T_k_and_d_h():
+    S.prove_relative_key_split()
+    S.prove_joint_softmax()
+    row_sum, wu = S.prove_interior_rows_are_wu()
+    assert wu.limits[0][1:] == (1 - S.k_, S.k_ - 1)          # 2k - 1 taps
+
+
+def test_composite_and_transformer_xl_decompositions_for_every_d_h():
+    assert set(S.prove_composite_split()) == {"content", "fixed", "query", "key"}
+    assert "per-key bias" in S.prove_transformer_xl_terms()
+
+
+@pytest.mark.parametrize("bias", [S.t5_like, S.alibi_bias, S.kerple_log_bias])
+def test_fixed_schemes_are_fixed_kernels(bias):
+    S.prove_fixed_kernel(bias)
+
+
+def test_kerple_is_not_alibi():
+    # counterexample: rho1 = rho2 = 1 at |r| = 1 and 2: log 3 / log 2 != 2 (ALiBi's ratio)
+    r = sp.Symbol("r", integer=True)
+    kerple = S.kerple_log_bias(0, r).subs({sp.Symbol("rho_1", positive=True): 1,
+                                           sp.Symbol("rho_2", positive=True): 1})
+    assert sp.N(kerple.subs(r, 2) / kerple.subs(r, 1)) != 2
+
+
+# --- chapter 3, step 3 at k = 2, T = 7, value by value -------------------------------------------
+def step3_instance(T=7, k=2):
+    Q, a = S.sequence("q", T, 2), S.offset_vectors("a", k, 2)
+    term = S.query_relative_term(Q, a, k)
+    A = S.softmax_rows(term)
+    edge = {sp.exp((Q[i, :] * a[r].T)[0]): 0 for i in range(T) for r in (-k, k)}
+    cut = A.subs(edge)
+    wu = S.band_matrix(T, lambda i: S.softmax_kernel(
+        {r: (Q[i, :] * a[r].T)[0] for r in range(-k + 1, k)}), k - 1)
+    return Q, a, cut, wu
+
+
+def test_step3_interior_rows_equal_wu_and_edge_rows_differ():
+    T, k = 7, 2
+    Q, a, cut, wu = step3_instance(T, k)
+    for i in range(k - 1, T - k + 1):                      # rows 1 .. 5
+        assert S.is_zero(cut[i, :] - wu[i, :])
+    numbers = {s: sp.Rational(n % 5 + 1, 3) for n, s in enumerate(
+        sorted(cut.free_symbols | wu.free_symbols, key=str))}
+    for i in (0, T - 1):                                   # rows 0 and 6: a counterexample
+        assert sp.N((cut[i, :] - wu[i, :]).subs(numbers)).norm() > 1e-3
+    assert sum(1 for e in cut[3, :] if not S.is_zero(e)) == 2 * k - 1   # exercise 3.2
+
+
+def test_composite_query_without_content_is_dynconv_renormalised():
+    torch.manual_seed(0)
+    D, H, k, T = 8, 2, 2, 9
+    comp = compattn.build("composite", D, H, 32, content=False, fixed=False, key=False,
+                          query=True, max_rel=k, outside="mask").double()
+    dyn = compattn.build("dynconv", D, H, 32, max_rel=k, glu=False).double()
+    d_h = D // H
+    with torch.no_grad():
+        comp.query.bias.zero_()
+        W = comp.query.weight.view(H, d_h, D)
+        G = torch.einsum("cr,hcd->hrd", comp.query_kernel, W) * comp.scale
+        dyn.kernel_generator.weight.copy_(G.reshape(H * (2 * k + 1), D))
+        dyn.value.load_state_dict(comp.value.state_dict())
+        dyn.out.load_state_dict(comp.out.state_dict())
+    x = torch.randn(2, T, D, dtype=torch.float64)
+    A_comp, A_dyn = comp.mixing_matrix(x), dyn.mixing_matrix(x)
+    inner = slice(k, T - k)
+    assert_close(A_comp[:, :, inner], A_dyn[:, :, inner])
+    assert_close(comp(x)[:, inner], dyn(x)[:, inner])
+    # edge rows: zero padding loses taps, the masked softmax renormalises what is left
+    assert_close(A_comp, A_dyn / A_dyn.sum(-1, keepdim=True))
+    assert (A_dyn.sum(-1)[:, :, 0] < 1 - 1e-6).all()
+
+
+# --- chapter 6 -----------------------------------------------------------------------------------
+def cordonnier_layer(kk=1, d_out=2, alpha=60.0, hard=False, seed=0):
+    """2k+1 heads with d_h >= d_out expressing a conv of width 2k+1, D -> d_out channels."""
+    torch.manual_seed(seed)
+    H = 2 * kk + 1
+    D = H * d_out                                   # d_h = d_out
+    layer = compattn.build("composite_fixed", D, H, 32, content=False, max_rel=kk,
+                           outside="mask").double()
+    W = torch.randn(H, D, d_out, dtype=torch.float64)          # tap r = h - kk: D -> d_out
+    r = torch.arange(-kk, kk + 1, dtype=torch.float64)
+    with torch.no_grad():
+        for h, shift in enumerate(range(-kk, kk + 1)):
+            layer.fixed_kernel[h] = -alpha * ((r - shift) ** 2 - shift ** 2)
+        layer.value.weight.copy_(W.permute(0, 2, 1).reshape(D, D))   # head h: x W_h
+        layer.value.bias.zero_()
+        layer.out.weight.zero_()
+        layer.out.bias.zero_()
+        for h in range(H):                                          # sum the heads
+            layer.out.weight[:d_out, h * d_out:(h + 1) * d_out] = torch.eye(d_out)
+    return layer, W
+
+
+def test_attention_expresses_a_convolution_output():
+    kk, d_out, T = 1, 2, 8
+    layer, W = cordonnier_layer(kk, d_out)
+    x = torch.randn(1, T, layer.d_model, dtype=torch.float64)
+    conv = torch.nn.functional.conv1d(x.transpose(1, 2), W.permute(2, 1, 0),
+                                      padding=kk).transpose(1, 2)
+    y = layer(x)[..., :d_out]
+    assert_close(y[:, kk:T - kk], conv[:, kk:T - kk])
+    assert (y[:, 0] - conv[:, 0]).abs().max() > 1e-3          # edge rows renormalise
+    # the edge row copies the nearest position instead of a zero
+    edge = x[:, 0] @ W[0] + x[:, 0] @ W[1] + x[:, 1] @ W[2]
+    assert_close(y[:, 0], edge)
+
+
+def test_deberta_hf_index_arithmetic():
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.deberta_v2 import modeling_deberta_v2 as hf
+    k, T, d_h = 3, 9, 4
+    config = transformers.DebertaV2Config(
+        hidden_size=8, num_attention_heads=2, intermediate_size=16, relative_attention=True,
+        max_relative_positions=k, position_buckets=-1, pos_att_type=["c2p", "p2c"],
+        share_att_key=False, max_position_embeddings=32)
+    att = hf.DisentangledSelfAttention(config).double().eval()
+    q = torch.randn(2, T, d_h, dtype=torch.float64)       # (batch * heads, T, d_h)
+    kk = torch.randn(2, T, d_h, dtype=torch.float64)
+    P = torch.randn(2 * k, 8, dtype=torch.float64)         # the relative table, 2k rows
+    rel = hf.build_relative_position(q, kk)
+    ij = torch.arange(T)[:, None] - torch.arange(T)[None, :]
+    assert (rel[0] == ij).all()                             # HF's relative_pos is i - j
+    with torch.no_grad():
+        score = att.disentangled_attention_bias(q, kk, None, P, scale_factor=3)
+    Kr = att.transpose_for_scores(att.pos_key_proj(P[None]), 2)[:, :, :]
+    Qr = att.transpose_for_scores(att.pos_query_proj(P[None]), 2)
+    delta = ij.clamp(-k, k - 1) + k                          # delta(i, j): 2k buckets
+    scale = math.sqrt(d_h * 3)
+    c2p = torch.einsum("bid,bijd->bij", q, Kr[:, delta]) / scale
+    p2c = torch.einsum("bjd,bijd->bij", kk, Qr[:, delta]) / scale
+    assert_close(score, c2p + p2c)
+    # the symmetric clip over 2k+1 taps differs on the offset i - j = k
+    sym = ij.clamp(-k, k) + k
+    assert (sym != delta).any() and (sym[delta != sym] == 2 * k).all()
+
+
+def test_alibi_causal_forms_coincide():
+    m, T = sp.Symbol("m", positive=True), 6
+    causal = lambda bias: S.softmax_rows(sp.Matrix(
+        T, T, lambda i, j: bias(i, j) if j <= i else -sp.oo))
+    signed, absolute = causal(lambda i, j: m * (j - i)), causal(lambda i, j: -m * abs(j - i))
+    assert signed == absolute                                # identical logits, not shifted
+    by_key = causal(lambda i, j: m * j)                      # adds m j = m (j - i) + m i
+    assert S.is_zero(by_key - signed)
+    assert (sp.Matrix(T, T, lambda i, j: m * j - m * (j - i)) ==
+            sp.Matrix(T, T, lambda i, j: m * i))
+
+
+def test_t5_exercise_answer():
+    rel = torch.arange(-127, 128)
+    b = t5_bucket(rel)
+    assert len(set(b.tolist())) == 31
+    assert max((b == v).sum().item() for v in set(b.tolist())) == 37
+
+
+def test_alibi_exercise_answer():
+    wide = compattn.build("alibi", 32, 8, 2048, content=False)
+    row = wide.mixing_matrix(torch.randn(1, 1025, 32))[0, -1, 512]
+    assert row[504:521].sum() < 0.1 and torch.isclose(row.sum(), torch.tensor(1.0))
+    assert alibi_slopes(8).min() == 2 ** -8
+
+
+# --- chapters 1, 2, 4, 5: the exercise answers ---------------------------------------------------
+def test_chapter1_permutation_equivariance_and_shift_invariance():
+    mixer = compattn.build("none", d_model=8, n_heads=2, max_len=16).double().eval()
+    x = torch.randn(1, 6, 8, dtype=torch.float64)
+    perm = torch.randperm(6)
+    assert_close(mixer(x[:, perm]), mixer(x)[:, perm])
+    T = 3
+    scores = sp.Matrix(T, T, lambda i, j: sp.Symbol(f"s_{i}{j}", real=True))
+    c = sp.Symbol("c", real=True)
+    assert S.is_zero(S.softmax_rows(scores + sp.ones(T, T) * c) - S.softmax_rows(scores))
+
+
+def test_chapter2_parameters_and_translation_equivariance():
+    assert compattn.build("lightconv", 256, 4, max_rel=8).weight.numel() == 4 * 17
+    light = compattn.build("lightconv", 8, 2, 32, max_rel=2, glu=False).double()
+    x = torch.randn(1, 12, 8, dtype=torch.float64)
+    y = light(x)
+    assert_close(light(torch.roll(x, 1, dims=1))[:, 3:-2], y[:, 2:-3])
+
+
+def test_chapter4_tied_tables_and_local_mask():
+    torch.manual_seed(0)
+    x = torch.randn(1, 9, 8, dtype=torch.float64)
+    r = (torch.arange(9)[None] - torch.arange(9)[:, None]).clamp(-2, 2) + 2
+    tied = compattn.build("composite", 8, 2, 32, fixed=False, max_rel=2).double()
+    with torch.no_grad():
+        tied.key_kernel.copy_(tied.query_kernel.flip(-1))
+    qt, kt = tied.queries_keys(x, None)
+    huang = (torch.einsum("bhid,dij->bhij", qt, tied.query_kernel[:, r])
+             + torch.einsum("bhjd,dij->bhij", kt, tied.query_kernel[:, r]))
+    assert_close(tied.position_scores(qt, kt, 9), huang * tied.scale)
+    local = compattn.build("composite", 8, 2, 32, max_rel=2, outside="mask").double()
+    far = (torch.arange(9)[None] - torch.arange(9)[:, None]).abs() > 2
+    assert (local.mixing_matrix(x)[0][:, far] == 0).all()
+
+
+def convbert_symbols(T=5, K=3):
+    k = K // 2
+    x = [sp.Symbol(f"x_{i}", real=True) for i in range(T)]
+    wq = sp.Symbol("w_q", real=True)
+    wf = [sp.Symbol(f"f_{{{r}}}", real=True) for r in range(-k, k + 1)]
+    dw = S.offset_symbols("d", k)
+    span_key = [sum(dw[r] * x[i + r] for r in range(-k, k + 1) if 0 <= i + r < T)
+                for i in range(T)]
+    logit = lambda i, r: wq * x[i] * span_key[i] * wf[r + k]
+    ours = S.band_matrix(T, lambda i: S.softmax_kernel(
+        {r: logit(i, r) for r in range(-k, k + 1)}), k)
+    authors = S.softmax_rows(sp.Matrix(
+        T, T, lambda i, j: logit(j, j - i) if abs(j - i) <= k else -sp.oo))
+    return x, k, ours, authors
+
+
+def test_chapter5_span_is_plus_minus_k_and_tells_the_kernels_apart():
+    x, k, ours, authors = convbert_symbols()
+    T = len(x)
+    window = lambda i, w: {x[j] for j in range(max(0, i - w), min(T, i + w + 1))}
+    assert all(ours[i, :].free_symbols & set(x) <= window(i, k) for i in range(T))
+    assert not all(authors[i, :].free_symbols & set(x) <= window(i, k) for i in range(T))
+    assert all(authors[i, :].free_symbols & set(x) <= window(i, 2 * k) for i in range(T))
+
+
+def test_chapter5_exercise_answers():
+    saving = (compattn.mixer_parameter_count("convbert", 256, 4)
+              - compattn.mixer_parameter_count("none", 256, 4))
+    assert saving < 0
+    T, K = 5, 3
+    k = K // 2
+    G = sp.Matrix(T, K, lambda i, c: sp.Symbol(f"G_{{{i},{c - k}}}", real=True))
+    authors = S.softmax_rows(sp.Matrix(
+        T, T, lambda i, j: G[j, j - i + k] if abs(j - i) <= k else -sp.oo))
+    assert {s.name.split(",")[0] for s in authors[2, :].free_symbols} == {"G_{1", "G_{2", "G_{3"}
