@@ -171,3 +171,53 @@ def test_flex_score_mod_gives_the_reference_numbers(name):
         mixer.path = "flex"
         fused = mixer(x, pad)
     assert_close(fused, reference, rtol=1e-4, atol=1e-5)
+
+
+# --- what FlexAttention's score_mod captures ------------------------------------------------
+def captured_elements(score_mod) -> int:
+    """Elements of every tensor reachable from the score_mod's closure (nested functions too)."""
+    seen, total, stack = set(), 0, [score_mod]
+    while stack:
+        fn = stack.pop()
+        for cell in fn.__closure__ or ():
+            value = cell.cell_contents
+            if isinstance(value, torch.Tensor) and id(value) not in seen:
+                seen.add(id(value))
+                total += value.numel()
+            elif callable(value) and getattr(value, "__closure__", None) is not None:
+                stack.append(value)
+    return total
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("name", ["t5", "kerple", "alibi", "composite", "composite_fixed", "shaw"])
+def test_flex_captures_no_big_tables(monkeypatch, name):
+    from compattn.mixers import flex
+
+    if not flex.flex_available():
+        pytest.skip("this torch has no FlexAttention")
+    seen = []
+    real = flex._attention_fn
+
+    def spy(compiled):
+        attention = real(compiled)
+
+        def wrapped(q, k, v, *, score_mod, **kwargs):
+            seen.append(score_mod)
+            return attention(q, k, v, score_mod=score_mod, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(flex, "_attention_fn", spy)
+    B, H, T, k = 3, 4, 40, 2
+    opts = {"max_rel": k} if "max_rel" in compattn.options(name) else {}
+    mixer = compattn.build(name, 32, H, 64, path="flex", **opts).eval()
+    pad = torch.ones(B, T, dtype=torch.bool)
+    pad[1, -5:] = False
+    with torch.no_grad():
+        mixer(torch.randn(B, T, 32), pad)
+    (score_mod,) = seen
+    elements = captured_elements(score_mod)
+    if opts:      # relative: tables of 2k+1 columns per query or key
+        assert elements <= 2 * B * H * T * (2 * k + 1) + B * T + 1
+    else:         # one number per offset and head: O(H T), plus the (B, T) padding mask
+        assert elements <= H * (2 * T - 1) + B * T + 1

@@ -1,4 +1,6 @@
 """Properties every registered variant must have, parametrised over compattn.variants()."""
+import math
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -125,3 +127,60 @@ def test_rows_that_sum_to_one_are_declared_truthfully():
         rows = make(name, **opts).mixing_matrix(x).sum(-1)
         sums_to_one = bool(torch.allclose(rows, torch.ones_like(rows), atol=1e-5))
         assert sums_to_one == compattn.entry(name).rows_sum_to_one, name
+
+
+@pytest.mark.parametrize("ratio", [1, 2, 4])
+def test_convbert_works_for_every_head_ratio_dividing_n_heads(ratio):
+    mixer = make("convbert", head_ratio=ratio)
+    x = inputs()
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[1, 7:] = False
+    A = mixer.mixing_matrix(x, mask)
+    heads = 2 * (4 // ratio)                        # attention heads, then as many conv heads
+    assert A.shape == (2, heads, 11, 11)
+    assert_close(mixer(x, mask), mixer.project_out(A @ mixer.values(x, mask)), rtol=1e-5, atol=1e-5)
+    mixer(x, mask).sum().backward()
+    assert all(p.grad is not None for p in mixer.parameters())
+
+
+def test_kerple_mixing_matrix_is_softmax_of_content_plus_the_log_bias():
+    mixer = make("kerple", dtype=torch.float64)
+    with torch.no_grad():
+        mixer.r1.copy_(torch.tensor([0.5, 1.0, 2.0, 0.001]))   # the last is clamped to 0.01
+        mixer.r2.copy_(torch.tensor([1.0, 0.3, 3.0, 1.0]))
+    x = inputs(B=1, T=7, dtype=torch.float64)
+    with torch.no_grad():
+        q = (x @ mixer.query.weight.T + mixer.query.bias).view(7, 4, 8).transpose(0, 1)
+        k = (x @ mixer.key.weight.T + mixer.key.bias).view(7, 4, 8).transpose(0, 1)
+    expected = torch.empty(4, 7, 7, dtype=torch.float64)
+    r1 = [0.5, 1.0, 2.0, 0.01]
+    r2 = [1.0, 0.3, 3.0, 1.0]
+    for h in range(4):
+        for i in range(7):
+            for j in range(7):
+                expected[h, i, j] = (float(q[h, i] @ k[h, j]) / math.sqrt(8)
+                                     - r1[h] * math.log(1 + r2[h] * abs(j - i)))
+    assert_close(mixer.mixing_matrix(x)[0], torch.softmax(expected, -1))
+
+
+def test_kerple_builds_no_t_by_t_by_d_tensor():
+    mixer = make("kerple")
+    assert mixer.offset_tables(None, None, 50)[0].shape == (1, 4, 1, 99)   # (1, H, 1, 2T-1)
+
+
+def test_declared_tables_exist_and_zero_init_tables_start_at_zero():
+    """Every declared table is a tensor of the module when its option is on; the encoder
+    keeps the declared zero tables at zero."""
+    from compattn.registry import table
+
+    for name in VARIANTS:
+        e = compattn.entry(name)
+        mixer = compattn.build(name, 32, 4, 16)
+        present = [path for path in e.tables.values() if table(mixer, path) is not None]
+        assert len(present) >= min(1, len(e.tables)), name
+        model = compattn.Encoder(compattn.EncoderConfig(variant=name, vocab_size=20, d_model=32,
+                                                        n_heads=4, d_ff=32, max_len=16))
+        for path in e.zero_init:
+            value = table(model.blocks[0].mixer, path)
+            assert value is None or (value == 0).all(), (name, path)
+        assert (model.position_embedding is not None) == e.absolute_positions
