@@ -151,3 +151,13 @@ def test_parameter_counts_match_the_papers_accounting():
                        "conv_values", "conv_qk")}
     assert extra == {"composite_fixed": 68, "composite_query": 1088, "composite_key": 1088,
                      "composite": 2244, "conv_values": 4608, "conv_qk": 9216}
+
+
+def test_window_at_which_composite_adds_one_percent():
+    """The answer to an exercise of the chapter on every variant: k = 10."""
+    base = compattn.mixer_parameter_count("none", 256, 4)
+    k = next(k for k in range(1, 200)
+             if compattn.mixer_parameter_count("composite", 256, 4, max_rel=k) - base >= 0.01 * base)
+    assert k == 10
+    assert (4 + 2 * 64) * (2 * k + 1) == compattn.mixer_parameter_count("composite", 256, 4,
+                                                                          max_rel=k) - base

@@ -69,20 +69,17 @@ class RelativeAttention(Attention):
 @register("composite_key", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
           paper_term="composite attention, key-based dynamic (qk_convk)",
           formula=r"\softmax_j\big((q_i\cdot k_j + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
-          tables={"fixed": "fixed_kernel", "query": "query_kernel", "key": "key_kernel"},
-          generated={"query": "query_kernel", "key": "key_kernel"}, zero_init=("fixed_kernel",),
+          tables={"key": "key_kernel"}, generated={"key": "key_kernel"},
           fixed=False, query=False, key=True)
 @register("composite_query", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
           paper_term="composite attention, query-based dynamic (qk_convq)",
           formula=r"\softmax_j\big((q_i\cdot k_j + q_i\cdot u_{\clip(j-i)})/\sqrt{d_h}\big)",
-          tables={"fixed": "fixed_kernel", "query": "query_kernel", "key": "key_kernel"},
-          generated={"query": "query_kernel", "key": "key_kernel"}, zero_init=("fixed_kernel",),
+          tables={"query": "query_kernel"}, generated={"query": "query_kernel"},
           fixed=False, query=True, key=False)
 @register("composite_fixed", cost="a (H, 2k+1) table placed into (T, T)",
           paper_term="composite attention, fixed (qk_convfixed)",
           formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)})",
-          tables={"fixed": "fixed_kernel", "query": "query_kernel", "key": "key_kernel"},
-          generated={"query": "query_kernel", "key": "key_kernel"}, zero_init=("fixed_kernel",),
+          tables={"fixed": "fixed_kernel"}, zero_init=("fixed_kernel",),
           fixed=True, query=False, key=False)
 class CompositeAttention(RelativeAttention):
     """content + fixed + query-based + key-based terms, each switchable."""
