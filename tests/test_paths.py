@@ -181,3 +181,13 @@ def test_flex_on_cpu_is_checked_by_the_forward_pass_only():
         pytest.skip("CUDA: the gradients of the flex path are compared above")
     pytest.skip("FlexAttention has no backward pass on a CPU: flex gradients are compared "
                 "only on CUDA (the forward pass is compared on every machine)")
+
+
+@pytest.mark.parametrize("name", ["composite", "t5"])
+def test_no_graph_break_in_a_mixer(name):
+    """The input checks do not break a compiled graph (the all-padding check is skipped
+    while compiling)."""
+    mixer = compattn.build(name, D, H, 32).train()
+    mask = pad_mask("right")
+    explanation = torch._dynamo.explain(mixer)(inputs(None).float(), mask)
+    assert explanation.graph_break_count == 0, explanation.break_reasons

@@ -40,8 +40,10 @@ def _attention_fn(compiled: bool):
     if not compiled:
         return flex_attention
     if _compiled_flex is None:       # FlexAttention is fused only when compiled
-        # dynamic shapes: length-sorted evaluation batches must not recompile per length
-        _compiled_flex = torch.compile(flex_attention, dynamic=True)
+        # automatic dynamic shapes (not dynamic=False): the first length compiles a static
+        # kernel, a second length recompiles once with the lengths symbolic, so length-sorted
+        # evaluation batches do not recompile per length
+        _compiled_flex = torch.compile(flex_attention, dynamic=None)
     return _compiled_flex
 
 
