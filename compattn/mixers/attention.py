@@ -73,7 +73,9 @@ class Attention(Mixer):
         device = self.value.weight.device
         return position_bias(per_query, per_key, T, max_rel, band, device)
 
-    def _mixing_weights(self, x, pad_mask):
+    def logits(self, x, pad_mask=None):
+        """(B, H, T, T) logits before the softmax: content plus the placed position term
+        (``-inf`` outside the window with ``outside="mask"``; padding not yet masked)."""
         inputs = self._inputs(x, pad_mask)
         q, k = inputs["q"], inputs["k"]
         B, T, _ = x.shape
@@ -82,7 +84,10 @@ class Attention(Mixer):
                              inputs["band"], x.device)
         if bias is not None:
             scores = scores + bias.to(scores.dtype)
-        return safe_softmax(scores.expand(B, self.n_heads, T, T), pad_mask)
+        return scores.expand(B, self.n_heads, T, T)
+
+    def _mixing_weights(self, x, pad_mask):
+        return safe_softmax(self.logits(x, pad_mask), pad_mask)
 
     def heads(self, x, pad_mask):
         """The heads before the output projection, (B, H, T, d_head), by ``paths.attend``."""
