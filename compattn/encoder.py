@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import build, entry
+from .registry import build, entry, table
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Encoder(nn.Module):
         self.cfg = cfg
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        wants_positions = self.blocks[0].mixer.uses_absolute_positions
+        wants_positions = entry(cfg.variant).absolute_positions
         use_positions = wants_positions if cfg.absolute_positions is None else cfg.absolute_positions
         self.position_embedding = nn.Embedding(cfg.max_len, cfg.d_model) if use_positions else None
         self.embedding_norm = nn.LayerNorm(cfg.d_model)
@@ -84,8 +84,8 @@ class Encoder(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.Tanh(),
                                         nn.Dropout(cfg.dropout), nn.Linear(cfg.d_model, cfg.n_classes))
         self.apply(self._init_weights)
-        for block in self.blocks:       # variant-specific parameters keep their own init
-            block.mixer.apply(_reset_position_tables)
+        for block in self.blocks:       # tables the variant declares zero start at zero
+            _reset_position_tables(block.mixer, cfg.variant)
 
     @staticmethod
     def _init_weights(module):
@@ -124,11 +124,13 @@ class Encoder(nn.Module):
         return parameter_counts(self)
 
 
-def _reset_position_tables(module):
-    """Undo the encoder's N(0, 0.02) init where a variant's authors chose another."""
-    from .mixers.attention import T5BiasAttention
-    if isinstance(module, T5BiasAttention):
-        nn.init.zeros_(module.relative_attention_bias.weight)
+def _reset_position_tables(mixer, variant: str):
+    """Undo the encoder's N(0, 0.02) init on the tables the variant declares zero at the start
+    (``registry.Entry.zero_init``: T5's bucket biases, composite's fixed kernel)."""
+    for path in entry(variant).zero_init:
+        value = table(mixer, path)
+        if value is not None:
+            nn.init.zeros_(value)
 
 
 def parameter_counts(model: nn.Module) -> dict:

@@ -13,26 +13,62 @@ _REGISTRY: dict[str, "Entry"] = {}
 
 @dataclass(frozen=True)
 class Entry:
+    """A registered variant: its class, preset options, book description and declarations.
+
+    The declarations say what the variant exposes, so that no caller needs to know names:
+
+    * ``tables``: record key -> attribute (dotted path) of a learned position table, for the
+      plots and the training records (a table the options switched off is simply absent);
+    * ``generated``: ``"query"``/``"key"`` -> attribute of a (d_head, 2k+1) table that generates
+      a kernel from each query / key (composite's u, u'), read on real text;
+    * ``zero_init``: attributes that start at zero (the encoder keeps them so);
+    * ``rows_sum_to_one``: whether every row of the mixing matrix sums to one (softmax over
+      the sequence) or rows may lose weight at the edges (a zero-padded convolution);
+    * ``mixing_matrix``: whether ``mixing_matrix`` exists (a per-head (T, T) matrix);
+    * ``absolute_positions``: whether the encoder adds learned absolute positions.
+    """
     name: str
     cls: type
     preset: dict = field(default_factory=dict)
     paper_term: str = ""
     formula: str = ""
     cost: str = ""
+    tables: dict = field(default_factory=dict)
+    generated: dict = field(default_factory=dict)
+    zero_init: tuple = ()
+    rows_sum_to_one: bool = True
+    mixing_matrix: bool = True
+    absolute_positions: bool = False
 
 
-def register(name: str, *, paper_term: str = "", formula: str = "", cost: str = "", **preset):
+def register(name: str, *, paper_term: str = "", formula: str = "", cost: str = "",
+             tables: dict | None = None, generated: dict | None = None, zero_init=(),
+             rows_sum_to_one: bool = True, mixing_matrix: bool = True,
+             absolute_positions: bool = False, **preset):
     """Class decorator: register ``cls`` under ``name`` with preset options.
 
     ``paper_term``, ``formula`` (LaTeX) and ``cost`` (extra work over plain attention)
-    describe the variant in the book's tables.
+    describe the variant in the book's tables; the declarations are described at
+    :class:`Entry`.
     """
     def decorate(cls):
         if name in _REGISTRY:
             raise ValueError(f"variant {name!r} is registered twice")
-        _REGISTRY[name] = Entry(name, cls, dict(preset), paper_term, formula, cost)
+        _REGISTRY[name] = Entry(name, cls, dict(preset), paper_term, formula, cost,
+                                dict(tables or {}), dict(generated or {}), tuple(zero_init),
+                                rows_sum_to_one, mixing_matrix, absolute_positions)
         return cls
     return decorate
+
+
+def table(mixer, path: str):
+    """The tensor at dotted attribute ``path`` of ``mixer``, or ``None`` when it is absent."""
+    value = mixer
+    for part in path.split("."):
+        value = getattr(value, part, None)
+        if value is None:
+            return None
+    return value
 
 
 def variants() -> list[str]:
@@ -75,6 +111,22 @@ def build(name: str, d_model: int = 64, n_heads: int = 4, max_len: int = 128, **
             raise ValueError(f"{key} must be a positive int, got {value!r}")
     if d_model % n_heads:
         raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+    clashes = {key: value for key, value in opts.items()
+               if key in e.preset and value != e.preset[key]}
+    if clashes:
+        wanted = {**e.preset, **opts}
+        same = [other.name for other in _REGISTRY.values() if other.cls is e.cls
+                and other.preset and all(wanted.get(k) == v for k, v in other.preset.items())]
+        really = (f"that is the variant {same[0]!r}: build({same[0]!r}, ...)" if same else
+                  f"build({_base_name(e)!r}, " + ", ".join(f"{k}={wanted[k]!r}" for k in e.preset) + ")")
+        raise ValueError(f"variant {name!r} fixes {e.preset}; it cannot take {clashes} -- {really}")
     mixer = e.cls(d_model, n_heads, max_len, **{**e.preset, **opts})
     mixer.variant = name
+    mixer.uses_absolute_positions = e.absolute_positions
     return mixer
+
+
+def _base_name(e: Entry) -> str:
+    """The variant of the same class with no preset (``composite``)."""
+    free = [other.name for other in _REGISTRY.values() if other.cls is e.cls and not other.preset]
+    return free[0] if free else e.name

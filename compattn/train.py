@@ -438,20 +438,21 @@ def majority_accuracy(train_targets: torch.Tensor, splits: dict) -> dict:
 def learned_kernels(model: Encoder) -> dict:
     """The position tables each layer learned, as lists (small: they go into the JSON record).
 
-    ``fixed``: composite's beta (H, 2k+1) logits; ``lightconv``: Wu's kernel logits (H, 2k+1);
-    ``t5``: the bucket biases (buckets, H); ``query``/``key``: composite's (d_head, 2k+1) tables.
+    Which tables a variant has is declared in its registry entry (``Entry.tables``, record key
+    -> attribute), e.g. ``fixed``: composite's beta (H, 2k+1) logits; ``lightconv``: Wu's kernel
+    logits (H, 2k+1); ``t5``: the bucket biases (buckets, H); ``query``/``key``: composite's
+    (d_head, 2k+1) tables; ``kerple_r1``/``kerple_r2``: KERPLE's (H,) parameters.
     """
-    names = {"fixed_kernel": "fixed", "weight": "lightconv", "query_kernel": "query", "key_kernel": "key",
-             "relative_keys": "shaw"}
+    from .registry import entry, table
+
+    declared = entry(model.cfg.variant).tables
     layers = []
     for block in model.blocks:
-        mixer, tables = block.mixer, {}
-        for attr, key in names.items():
-            value = getattr(mixer, attr, None)
-            if isinstance(value, torch.nn.Parameter) and (attr != "weight" or mixer.variant == "lightconv"):
+        tables = {}
+        for key, path in declared.items():
+            value = table(block.mixer, path)
+            if isinstance(value, torch.Tensor):
                 tables[key] = value.detach().float().cpu().tolist()
-        if hasattr(mixer, "relative_attention_bias"):
-            tables["t5"] = mixer.relative_attention_bias.weight.detach().float().cpu().tolist()
         layers.append(tables)
     return {"layers": layers} if any(layers) else {}
 
@@ -464,10 +465,13 @@ def kernels_on_text(model: Encoder, ids: torch.Tensor) -> list[dict]:
     the offsets, ``softmax_r(q_i . u_r / sqrt(d_h))`` averaged over the real tokens i of ``ids``
     (``"query"``), and ``softmax_r(k_j . u'_r / sqrt(d_h))`` averaged over the real keys j
     (``"key"``), each (H, 2k+1).  The tables u, u' alone say little: what a head does depends
-    on the queries and keys that real sentences produce.  Empty without these terms."""
-    tables = {"query": "query_kernel", "key": "key_kernel"}
+    on the queries and keys that real sentences produce.  Which tables generate kernels is
+    declared in the registry (``Entry.generated``).  Empty without such tables."""
+    from .registry import entry, table
+
+    declared = entry(model.cfg.variant).generated
     mixers = {ell: block.mixer for ell, block in enumerate(model.blocks)
-              if any(isinstance(getattr(block.mixer, attr, None), torch.nn.Parameter) for attr in tables.values())}
+              if any(table(block.mixer, path) is not None for path in declared.values())}
     if not mixers:
         return []
     inputs = {}
@@ -487,10 +491,11 @@ def kernels_on_text(model: Encoder, ids: torch.Tensor) -> list[dict]:
                 q, k = mixer.queries_keys(x, pad_mask)                      # (B, H, T, d_h)
                 real = pad_mask[:, None, :, None].float()                   # (B, 1, T, 1)
                 layer = {}
-                for name, attr in tables.items():
-                    if isinstance(getattr(mixer, attr, None), torch.nn.Parameter):
+                for name, path in declared.items():
+                    generator = table(mixer, path)
+                    if generator is not None:
                         vectors = q if name == "query" else k
-                        weights = torch.softmax((vectors @ getattr(mixer, attr)).float() * mixer.scale, -1)
+                        weights = torch.softmax((vectors @ generator).float() * mixer.scale, -1)
                         layer[name] = ((weights * real).sum((0, 2)) / real.sum((0, 2))).cpu().tolist()
                 layers.append(layer)
     finally:

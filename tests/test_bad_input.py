@@ -73,3 +73,73 @@ def test_bad_encoder_config():
         compattn.EncoderConfig(variant="bert")
     with pytest.raises(ValueError, match="norm must be 'pre' or 'post'"):
         compattn.EncoderConfig(norm="sandwich")
+
+
+@pytest.mark.parametrize("name", compattn.variants())
+def test_dtype_and_device_must_match_the_parameters(name):
+    mixer = compattn.build(name, 32, 4, 16)
+    with pytest.raises(ValueError, match=r"dtype torch.float64 .* torch.float32.*mixer.to"):
+        mixer(inputs().double())
+    with pytest.raises(ValueError, match=r"x is on meta but this mixer's parameters are on cpu"):
+        mixer(torch.empty(2, 11, 32, device="meta"))
+    with torch.autocast("cpu", dtype=torch.bfloat16):     # autocast decides the dtypes
+        assert mixer(inputs().bfloat16()).shape == (2, 11, 32)
+
+
+@pytest.mark.parametrize("name", compattn.variants())
+def test_an_empty_batch_is_refused_by_every_variant(name):
+    mixer = compattn.build(name, 32, 4, 16)
+    with pytest.raises(ValueError, match="empty batch"):
+        mixer(torch.randn(0, 11, 32))
+    if compattn.entry(name).mixing_matrix:
+        with pytest.raises(ValueError, match="empty batch"):
+            mixer.mixing_matrix(torch.randn(0, 11, 32))
+
+
+@pytest.mark.parametrize("name", [n for n in compattn.variants() if "dropout" in compattn.options(n)])
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, "0.1"])
+def test_dropout_must_be_a_probability_below_one(name, p):
+    with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+        compattn.build(name, 32, 4, 16, dropout=p)
+
+
+def test_t5_max_distance_must_leave_room_for_its_buckets():
+    with pytest.raises(ValueError, match=r"max_distance must be an int >= num_buckets // 2 = 16"):
+        compattn.build("t5", num_buckets=32, max_distance=8)
+    with pytest.raises(ValueError, match="even int >= 4"):
+        compattn.build("t5", num_buckets=7)
+    compattn.build("t5", num_buckets=32, max_distance=16)
+
+
+def test_t5_has_no_dead_direction_option():
+    assert "bidirectional" not in compattn.options("t5")
+
+
+@pytest.mark.parametrize("name", ["lightconv", "dynconv"])
+def test_kernel_size_and_max_rel_must_agree(name):
+    with pytest.raises(ValueError, match=r"kernel_size=7 means max_rel=3 .* max_rel=2"):
+        compattn.build(name, 32, 4, kernel_size=7, max_rel=2)
+    assert compattn.build(name, 32, 4, kernel_size=7, max_rel=3).max_rel == 3
+    assert compattn.build(name, 32, 4, kernel_size=7).max_rel == 3
+    assert compattn.build(name, 32, 4).max_rel == 8
+
+
+def test_a_preset_refuses_options_that_make_it_another_variant():
+    with pytest.raises(ValueError, match=r"'composite_fixed' fixes .* cannot take \{'query': True\}"
+                                         r".*build\('composite', fixed=True, query=True, key=False\)"):
+        compattn.build("composite_fixed", query=True)
+    with pytest.raises(ValueError, match=r"that is the variant 'composite_key'"):
+        compattn.build("composite_query", query=False, key=True)
+    compattn.build("composite_fixed", query=False)             # agrees with the preset
+    compattn.build("composite", fixed=False, query=False, key=False)
+
+
+def test_path_and_relative_values_must_fit_together():
+    with pytest.raises(ValueError, match="relative_values=True .* path must be 'auto' or 'plain'"):
+        compattn.build("shaw", relative_values=True, path="block")
+
+
+@pytest.mark.parametrize("ratio", [0, 3, 8, 1.5])
+def test_convbert_head_ratio_must_divide_n_heads(ratio):
+    with pytest.raises(ValueError, match=r"head_ratio must be a positive int dividing n_heads \(4\)"):
+        compattn.build("convbert", 32, 4, head_ratio=ratio)

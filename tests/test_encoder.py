@@ -38,11 +38,28 @@ def test_absolute_positions_only_where_wanted():
 def test_mlm_decoder_is_tied_to_the_embeddings():
     model = tiny("none")
     hidden = model(torch.randint(0, 50, (1, 5)))
+    before = model.mlm_logits(hidden).detach() - model.mlm_bias
+    with torch.no_grad():
+        model.token_embedding.weight.mul_(2)             # the decoder must follow
+    after = model.mlm_logits(hidden).detach() - model.mlm_bias
+    assert_close(after, 2 * before)
+    # and its gradient reaches the embedding table (one matrix, two uses)
+    model.zero_grad()
+    model.mlm_logits(hidden.detach()).sum().backward()
+    assert model.token_embedding.weight.grad is not None
+    assert model.token_embedding.weight.grad.abs().sum() > 0
+
+
+def test_the_tie_test_fails_on_an_untied_decoder():
+    model = tiny("none")
+    hidden = model(torch.randint(0, 50, (1, 5)))
+    copy = model.token_embedding.weight.detach().clone()
+    untied = lambda h: model.mlm_transform(h) @ copy.T + model.mlm_bias  # noqa: E731
+    before = untied(hidden).detach() - model.mlm_bias
     with torch.no_grad():
         model.token_embedding.weight.mul_(2)
-    assert model.mlm_logits(hidden).shape == (1, 5, 50)
-    names = [n for n, _ in model.named_parameters()]
-    assert not any("decoder" in n for n in names)
+    with pytest.raises(AssertionError):
+        assert_close(untied(hidden).detach() - model.mlm_bias, 2 * before)
 
 
 def test_post_ln_and_mean_pooling():

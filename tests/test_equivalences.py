@@ -21,14 +21,28 @@ def test_place_clipped_matches_definition():
     assert (band[:, 0, k + 1:] == 0).all() and (band[:, 0, :k + 1] == table[:, 0, k:]).all()
 
 
-def test_lightconv_is_a_grouped_conv1d_with_the_softmaxed_kernel():
-    mixer = make("lightconv", max_rel=3)
-    x = inputs()
-    kernel = F.softmax(mixer.weight, -1)                                # (H, 7)
-    weight = kernel.repeat_interleave(mixer.d_head, dim=0)[:, None, :]  # (D, 1, 7)
-    v = F.glu(mixer.value(x), -1)
-    conv = F.conv1d(v.transpose(1, 2), weight, padding=3, groups=32).transpose(1, 2)
-    assert_close(mixer(x), mixer.out(conv))
+def test_lightconv_is_a_band_matrix_of_its_softmaxed_kernel():
+    """An independent reference: the (T, T) band matrix written out entry by entry."""
+    k, T = 3, 11
+    mixer = make("lightconv", max_rel=k, dtype=torch.float64)
+    x = inputs(T=T, dtype=torch.float64)
+    kernel = F.softmax(mixer.weight, -1)                                # (H, 2k+1)
+    band = torch.zeros(4, T, T, dtype=torch.float64)
+    for h in range(4):
+        for i in range(T):
+            for j in range(max(0, i - k), min(T, i + k + 1)):
+                band[h, i, j] = kernel[h, j - i + k]
+    v = F.glu(mixer.value(x), -1).view(2, T, 4, 8).transpose(1, 2)    # (B, H, T, d_head)
+    mixed = (band @ v).transpose(1, 2).reshape(2, T, 32)
+    assert_close(mixer(x), mixer.out(mixed))
+
+
+def test_dynconv_predicts_its_kernel_from_the_glu_output_as_fairseq():
+    mixer = make("dynconv", max_rel=2, dtype=torch.float64)
+    x = inputs(B=1, T=6, dtype=torch.float64)
+    u = F.glu(x @ mixer.value.weight.T + mixer.value.bias, -1)          # (1, T, D)
+    logits = (u @ mixer.kernel_generator.weight.T).view(1, 6, 4, 5).transpose(1, 2)
+    assert_close(mixer.kernel(x), F.softmax(logits, -1))
 
 
 def test_dynconv_row_i_depends_on_x_i_alone():
@@ -137,3 +151,13 @@ def test_parameter_counts_match_the_papers_accounting():
                        "conv_values", "conv_qk")}
     assert extra == {"composite_fixed": 68, "composite_query": 1088, "composite_key": 1088,
                      "composite": 2244, "conv_values": 4608, "conv_qk": 9216}
+
+
+def test_window_at_which_composite_adds_one_percent():
+    """The answer to an exercise of the chapter on every variant: k = 10."""
+    base = compattn.mixer_parameter_count("none", 256, 4)
+    k = next(k for k in range(1, 200)
+             if compattn.mixer_parameter_count("composite", 256, 4, max_rel=k) - base >= 0.01 * base)
+    assert k == 10
+    assert (4 + 2 * 64) * (2 * k + 1) == compattn.mixer_parameter_count("composite", 256, 4,
+                                                                          max_rel=k) - base

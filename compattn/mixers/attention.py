@@ -11,29 +11,29 @@ per-head scalar on a log-bucketed offset (``t5``), a fixed linear penalty (``ali
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..positions import alibi_slopes, place_clipped, relative_offsets, rotary_angles, rotate, t5_bucket
+from ..positions import alibi_slopes, rotary_angles, rotate, t5_bucket
 from ..registry import register
-from .base import Mixer, masked_softmax, split_heads
-from .flex import flex_available, flex_relative_attention
+from .base import Mixer, check_dropout, split_heads
+from .paths import PATHS, attend, position_bias, safe_softmax
 
 
 class Attention(Mixer):
-    """Multi-head softmax attention; subclasses add ``position_scores``.
+    """Multi-head softmax attention; subclasses add a position term as ``offset_tables``.
 
     Options: ``content`` (keep the q.k term; switching it off leaves a pure position
-    kernel), ``dropout`` (on the attention weights, training only).
+    kernel), ``dropout`` (on the attention weights, training only), ``path`` (``"auto"``, or
+    force one of ``paths.PATHS``: ``"plain"``, ``"sdpa"``, ``"block"``, ``"flex"``; every
+    path computes the same function, see ``paths.py``).
     """
 
-    #: FlexAttention for position terms that are offset tables (``flex.py``): ``None`` picks it
-    #: on CUDA; ``True``/``False`` force it on or off for this instance
-    flex: bool | None = None
-
-    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0):
+    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0,
+                 path: str = "auto"):
         super().__init__(d_model, n_heads, max_len)
-        self.content, self.dropout = content, dropout
+        if path != "auto" and path not in PATHS:
+            raise ValueError(f"path must be 'auto' or one of {PATHS}, got {path!r}")
+        self.content, self.dropout, self.path = content, check_dropout(dropout), path
         if self.needs_queries_keys():
             self.query = nn.Linear(d_model, d_model)
             self.key = nn.Linear(d_model, d_model)
@@ -49,61 +49,62 @@ class Attention(Mixer):
     def values(self, x, pad_mask=None):
         return split_heads(self.value(x), self.n_heads)
 
-    def position_scores(self, q, k, T: int):
-        """Additive logits (B|1, H, T, T), or ``None``. ``q``/``k`` are ``None`` without them."""
-        return None
-
     def offset_tables(self, q, k, T: int):
-        """``(per_query, per_key, k, band)`` when the position term is tables read at a clipped
-        offset (see ``flex.py``), else ``None``."""
+        """The position term as ``(per_query, per_key, max_rel, band)`` (see ``paths.py``),
+        or ``None`` without one.  ``q``/``k`` are ``None`` when the variant has none."""
         return None
 
-    def use_flex(self, x) -> bool:
-        if not self.content or (self.training and self.dropout > 0):
-            return False
-        return (x.is_cuda and flex_available()) if self.flex is None else self.flex
-
-    def logits(self, x, pad_mask):
+    def _inputs(self, x, pad_mask):
+        """Everything ``paths.attend`` needs but the values, as keyword arguments."""
         q, k = self.queries_keys(x, pad_mask) if self.needs_queries_keys() else (None, None)
-        scores = self.position_scores(q, k, x.shape[1])
-        if self.content:
-            content = (q @ k.transpose(-1, -2)) * self.scale
-            scores = content if scores is None else content + scores
-        return scores.to(x.dtype)
+        tables = self.offset_tables(q, k, x.shape[1])
+        per_query, per_key, max_rel, band = tables if tables is not None else (None, None, 0, False)
+        if not self.content:
+            q = k = None
+        return dict(q=q, k=k, per_query=per_query, per_key=per_key, pad_mask=pad_mask,
+                    scale=self.scale, max_rel=max_rel, band=band)
 
-    def mixing_matrix_(self, x, pad_mask):
-        return masked_softmax(self.logits(x, pad_mask), pad_mask)
+    def position_scores(self, q, k, T: int):
+        """The position term placed into (B|1, H, T, T) logits, or ``None``."""
+        tables = self.offset_tables(q, k, T)
+        if tables is None:
+            return None
+        per_query, per_key, max_rel, band = tables
+        device = self.value.weight.device
+        return position_bias(per_query, per_key, T, max_rel, band, device)
+
+    def logits(self, x, pad_mask=None):
+        """(B, H, T, T) logits before the softmax: content plus the placed position term
+        (``-inf`` outside the window with ``outside="mask"``; padding not yet masked)."""
+        inputs = self._inputs(x, pad_mask)
+        q, k = inputs["q"], inputs["k"]
+        B, T, _ = x.shape
+        scores = x.new_zeros(1, 1, T, T) if q is None else (q @ k.transpose(-1, -2)) * self.scale
+        bias = position_bias(inputs["per_query"], inputs["per_key"], T, inputs["max_rel"],
+                             inputs["band"], x.device)
+        if bias is not None:
+            scores = scores + bias.to(scores.dtype)
+        return scores.expand(B, self.n_heads, T, T)
+
+    def _mixing_weights(self, x, pad_mask):
+        return safe_softmax(self.logits(x, pad_mask), pad_mask)
+
+    def heads(self, x, pad_mask):
+        """The heads before the output projection, (B, H, T, d_head), by ``paths.attend``."""
+        return attend(v=self.values(x, pad_mask), **self._inputs(x, pad_mask),
+                      dropout=self.dropout, training=self.training, path=self.path)
 
     def forward(self, x, pad_mask=None):
-        return self.project_out(self.attend(x, self.check_input(x, pad_mask)))
-
-    def attend(self, x, pad_mask):
-        """The heads before the output projection, (B, H, T, d_head)."""
-        v = self.values(x, pad_mask)
-        p = self.dropout if self.training else 0.0
-        if not self.content:
-            return F.dropout(self.mixing_matrix_(x, pad_mask), p, self.training) @ v
-        q, k = self.queries_keys(x, pad_mask)
-        tables = self.offset_tables(q, k, x.shape[1]) if self.use_flex(x) else None
-        if tables is not None:      # the tables are read inside FlexAttention's fused kernel
-            per_query, per_key, max_rel, band = tables
-            return flex_relative_attention(q, k, v, per_query, per_key, pad_mask, scale=self.scale,
-                                           max_rel=max_rel, band=band)
-        # Fused attention: PyTorch's SDPA adds our position term as a float mask.
-        bias = self.position_scores(q, k, x.shape[1])
-        mask = None if pad_mask is None else pad_mask[:, None, None, :]
-        if bias is not None:
-            bias = bias.to(q.dtype)
-            mask = bias if mask is None else torch.where(mask, bias, float("-inf"))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=self.scale)
+        x, pad_mask = self.prepare(x, pad_mask)
+        return self.project_out(self.heads(x, pad_mask))
 
 
 @register("absolute", cost="none (fused attention)",
           paper_term="BERT baseline (absolute positions)",
-          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h}),\ x_i \leftarrow x_i + p_i")
+          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h}),\ x_i \leftarrow x_i + p_i",
+          absolute_positions=True)
 class AbsoluteAttention(Attention):
     """Dot-product attention; the encoder adds learned absolute positions p_i to x_i."""
-    uses_absolute_positions = True
 
 
 @register("none", cost="none (fused attention)",
@@ -119,8 +120,9 @@ class NoPositionAttention(Attention):
 class RotaryAttention(Attention):
     """Rotary position embeddings (Su et al. 2021): rotate q_i and k_j by angles i*theta."""
 
-    def __init__(self, d_model, n_heads, max_len, *, base: float = 10000.0, dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, dropout=dropout)
+    def __init__(self, d_model, n_heads, max_len, *, base: float = 10000.0, dropout: float = 0.0,
+                 path: str = "auto"):
+        super().__init__(d_model, n_heads, max_len, dropout=dropout, path=path)
         if self.d_head % 2:
             raise ValueError(f"rope needs an even head size, got d_model/n_heads = {self.d_head}")
         self.base = base
@@ -133,7 +135,9 @@ class RotaryAttention(Attention):
 
 @register("t5", cost="a (H, T, T) bias from a 32-entry table",
           paper_term="fixed lightweight convolution (log-bucketed)",
-          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + b^{(h)}_{\mathrm{bucket}(j-i)})")
+          formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + b^{(h)}_{\mathrm{bucket}(j-i)})",
+          tables={"t5": "relative_attention_bias.weight"},
+          zero_init=("relative_attention_bias.weight",))
 class T5BiasAttention(Attention):
     """Content + a learned per-head scalar for the log-bucket of j - i (Raffel et al. 2020).
 
@@ -144,12 +148,21 @@ class T5BiasAttention(Attention):
     """
 
     def __init__(self, d_model, n_heads, max_len, *, num_buckets: int = 32, max_distance: int = 128,
-                 bidirectional: bool = True, unscaled_content: bool = False, content: bool = True,
-                 dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout)
-        if num_buckets < 2 or (bidirectional and num_buckets < 4):
-            raise ValueError(f"num_buckets must be >= 4 (bidirectional) or >= 2, got {num_buckets}")
-        self.num_buckets, self.max_distance, self.bidirectional = num_buckets, max_distance, bidirectional
+                 unscaled_content: bool = False, content: bool = True, dropout: float = 0.0,
+                 path: str = "auto"):
+        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
+        if not isinstance(num_buckets, int) or num_buckets < 4 or num_buckets % 2:
+            raise ValueError("num_buckets must be an even int >= 4 (half per direction), "
+                             f"got {num_buckets!r}")
+        # per direction: `exact` buckets of one offset each, then `spread` log-spaced buckets
+        # covering the offsets from `exact` up to max_distance: each needs one offset at least
+        exact = num_buckets // 4
+        spread = num_buckets // 2 - exact
+        if not isinstance(max_distance, int) or max_distance < num_buckets // 2:
+            raise ValueError(f"max_distance must be an int >= num_buckets // 2 = {num_buckets // 2}"
+                             f" (room for {spread} log-spaced buckets per direction after "
+                             f"{exact} exact ones), got {max_distance!r}")
+        self.num_buckets, self.max_distance = num_buckets, max_distance
         self.relative_attention_bias = nn.Embedding(num_buckets, n_heads)
         nn.init.zeros_(self.relative_attention_bias.weight)
         if unscaled_content:
@@ -158,17 +171,13 @@ class T5BiasAttention(Attention):
     def per_offset(self, T):
         """(H, 2T-1): the bias of every offset -(T-1) .. T-1, looked up in the bucket table."""
         offsets = torch.arange(-(T - 1), T, device=self.relative_attention_bias.weight.device)
-        buckets = t5_bucket(offsets, self.bidirectional, self.num_buckets, self.max_distance)
+        buckets = t5_bucket(offsets, True, self.num_buckets, self.max_distance)
         return self.relative_attention_bias(buckets).T
 
-    def position_scores(self, q, k, T):
-        # one bias per offset first, then placed into (T, T) by a gather, so the backward
-        # reduces into 2T-1 slots, not T^2 table lookups
-        per_offset = self.per_offset(T)[:, None, :]                                  # (H, 1, 2T-1)
-        return place_clipped(per_offset.expand(self.n_heads, T, 2 * T - 1), T - 1)[None]
-
     def offset_tables(self, q, k, T):
-        return self.per_offset(T)[None, :, None, :], None, T - 1, False           # no clip within T
+        # one bias per offset, read at offset j - i (k = T - 1: nothing is clipped), so the
+        # backward reduces into 2T-1 slots, not T^2 table lookups
+        return self.per_offset(T)[None, :, None, :], None, T - 1, False
 
 
 @register("alibi", cost="a fixed (H, T, T) bias, no parameters",
@@ -177,10 +186,12 @@ class T5BiasAttention(Attention):
 class ALiBiAttention(Attention):
     """Content + a fixed linear penalty -m_h |j - i| with geometric slopes (Press et al. 2022)."""
 
-    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout)
+    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0,
+                 path: str = "auto"):
+        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
 
-    def position_scores(self, q, k, T):
-        distance = relative_offsets(T, self.slopes.device).abs()
-        return -(self.slopes[:, None, None] * distance)[None]  # (1, H, T, T)
+    def offset_tables(self, q, k, T):
+        distance = torch.arange(-(T - 1), T, device=self.slopes.device).abs()
+        per_offset = -(self.slopes[:, None] * distance)                      # (H, 2T-1)
+        return per_offset[None, :, None, :], None, T - 1, False

@@ -10,14 +10,17 @@ out-of-sequence taps at the edges.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
 class Mixer(nn.Module):
-    """Base class: input checks, head bookkeeping, output projection."""
+    """Base class: input checks, head bookkeeping, output projection.
 
-    #: whether the encoder should add learned absolute position embeddings
+    What a variant exposes (its kernel tables, whether its rows sum to one, ...) is declared
+    in its registry entry (``registry.Entry``), not here.
+    """
+
+    #: whether the encoder adds learned absolute positions (set by ``build`` from the entry)
     uses_absolute_positions: bool = False
 
     def __init__(self, d_model: int, n_heads: int, max_len: int):
@@ -28,14 +31,15 @@ class Mixer(nn.Module):
 
     # --- the interface -----------------------------------------------------------------
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        pad_mask = self.check_input(x, pad_mask)
-        return self.project_out(self.mixing_matrix_(x, pad_mask) @ self.values(x, pad_mask))
+        x, pad_mask = self.prepare(x, pad_mask)
+        return self.project_out(self._mixing_weights(x, pad_mask) @ self.values(x, pad_mask))
 
     def mixing_matrix(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, H, T, T) weights each head puts on each position."""
-        return self.mixing_matrix_(x, self.check_input(x, pad_mask))
+        """(B, H, T, T) weights each head puts on each position (rows of padded positions
+        and columns of padded keys are zero)."""
+        return self._mixing_weights(*self.prepare(x, pad_mask))
 
-    def mixing_matrix_(self, x, pad_mask):
+    def _mixing_weights(self, x, pad_mask):
         raise NotImplementedError(f"{type(self).__name__} has no per-head mixing matrix")
 
     def values(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -47,6 +51,12 @@ class Mixer(nn.Module):
         return self.out(merge_heads(heads))
 
     # --- input checks ------------------------------------------------------------------
+    def prepare(self, x: torch.Tensor, pad_mask: torch.Tensor | None):
+        """Check the input, then overwrite padded rows of ``x`` with zeros, so that whatever
+        they held (NaN, inf, 1e30) cannot reach a real position.  Returns ``(x, pad_mask)``."""
+        pad_mask = self.check_input(x, pad_mask)
+        return zero_padding(x, pad_mask), pad_mask
+
     def check_input(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor | None:
         """Raise ``ValueError`` on malformed input; return ``pad_mask`` or ``None``."""
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
@@ -55,8 +65,18 @@ class Mixer(nn.Module):
         B, T, D = x.shape
         if D != self.d_model:
             raise ValueError(f"x has width {D} but this mixer was built with d_model={self.d_model}")
+        if B == 0:
+            raise ValueError("x is an empty batch (batch size 0); pass at least one sequence")
         if T == 0:
             raise ValueError("x has no positions (T = 0)")
+        weight = self.out.weight
+        if x.device != weight.device:
+            raise ValueError(f"x is on {x.device} but this mixer's parameters are on "
+                             f"{weight.device}; move one of them (mixer.to(x.device))")
+        if x.dtype != weight.dtype and not _autocast(x.device):
+            raise ValueError(f"x has dtype {x.dtype} but this mixer's parameters are "
+                             f"{weight.dtype}; convert one (mixer.to(x.dtype)) or run under "
+                             "torch.autocast")
         if self.uses_absolute_positions and T > self.max_len:
             raise ValueError(f"sequence length {T} exceeds max_len={self.max_len}, the number "
                              "of learned absolute positions; build with a larger max_len")
@@ -68,9 +88,20 @@ class Mixer(nn.Module):
         if tuple(pad_mask.shape) != (B, T):
             raise ValueError(f"pad_mask must have shape (batch, time) = {(B, T)}, "
                              f"got {tuple(pad_mask.shape)}")
-        if not pad_mask.any(dim=1).all():
+        if pad_mask.device != x.device:
+            raise ValueError(f"pad_mask is on {pad_mask.device} but x is on {x.device}")
+        # a data-dependent check: skipped while compiling (a graph break); an all-padding row
+        # would give an all-zero output row anyway
+        if not torch.compiler.is_compiling() and not pad_mask.any(dim=1).all():
             raise ValueError("every sequence needs at least one real token (a pad_mask row is all False)")
         return pad_mask
+
+
+def _autocast(device: torch.device) -> bool:
+    try:
+        return torch.is_autocast_enabled(device.type)
+    except TypeError:                          # a torch without the device argument
+        return torch.is_autocast_enabled()
 
 
 # --- small helpers shared by the variants --------------------------------------------------
@@ -87,16 +118,13 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 def zero_padding(x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
-    """Zero the rows of padded positions, so a convolution cannot carry them into real ones."""
-    return x if pad_mask is None else x * pad_mask[..., None].to(x.dtype)
+    """Overwrite the rows of padded positions with zeros (``masked_fill``, not a product:
+    0 * NaN is NaN), so a convolution or a projection cannot carry them into real ones."""
+    return x if pad_mask is None else x.masked_fill(~pad_mask[..., None], 0.0)
 
 
-def mask_keys(scores: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
-    """Logits (B|1, H, T, T) with padded key columns set to -inf."""
-    if pad_mask is None:
-        return scores
-    return scores.masked_fill(~pad_mask[:, None, None, :], float("-inf"))
-
-
-def masked_softmax(scores: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
-    return F.softmax(mask_keys(scores, pad_mask), dim=-1)
+def check_dropout(p) -> float:
+    """``p`` if it is a probability in [0, 1), else a ``ValueError``."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
+    return float(p)

@@ -45,10 +45,13 @@ class _ChunkedRelativeAttention(torch.autograd.Function):
             stop = min(T, start + rows)
             # softmax in place on the block's logits: subtract the row max, exponentiate, normalise later
             p = _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
+            # a row with no allowed key (all -inf) gives zeros: max 0, total 1, lse +inf
             row_max = p.amax(-1, keepdim=True)
-            total = p.sub_(row_max).exp_().sum(-1, keepdim=True)
+            dead = row_max == float("-inf")
+            row_max = row_max.masked_fill(dead, 0.0)
+            total = p.sub_(row_max).exp_().sum(-1, keepdim=True).masked_fill_(dead, 1.0)
             out[:, :, start:stop] = (p @ v).div_(total)
-            lse[:, :, start:stop] = (row_max + total.log()).squeeze(-1)
+            lse[:, :, start:stop] = (row_max + total.log()).masked_fill_(dead, float("inf")).squeeze(-1)
         ctx.save_for_backward(q, k, v, per_query, per_key, key_bias, out, lse)
         ctx.scale, ctx.max_rel, ctx.band, ctx.rows = scale, max_rel, band, rows
         return out

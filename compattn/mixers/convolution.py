@@ -2,7 +2,8 @@
 
     y_i = sum_{r=-k..k} w^(h)_r(i) * v_{i+r}      for the channels of head h
     w^(h)(i) = softmax_r( W^(h) )                  lightconv: one kernel per head
-    w^(h)(i) = softmax_r( (x_i W_dyn)_(h, :) )     dynconv:   predicted from x_i alone
+    w^(h)(i) = softmax_r( (u_i W_dyn)_(h, :) )     dynconv:   predicted from u_i alone
+    u_i = GLU(x_i W_in + b_in)                     the convolution's input (Wu's GLU)
 
 The kernel is tied across the d_head channels of a head ("lightweight") and the sequence is
 zero-padded, so the taps that fall outside it are lost (edge rows sum to less than 1).  The
@@ -17,7 +18,7 @@ from torch import nn
 
 from ..positions import place_band
 from ..registry import register
-from .base import Mixer, split_heads, zero_padding
+from .base import Mixer, check_dropout, split_heads, zero_padding
 
 
 def convolve_heads(values: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -36,10 +37,15 @@ def convolve_heads(values: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _half_width(max_rel, kernel_size) -> int:
+    """Taps per direction from ``kernel_size`` (2k+1) or ``max_rel`` (k); 8 when neither."""
     if kernel_size is not None:
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int (centred kernel), got {kernel_size!r}")
+        if max_rel is not None and max_rel != kernel_size // 2:
+            raise ValueError(f"kernel_size={kernel_size} means max_rel={kernel_size // 2} taps per "
+                             f"direction, but max_rel={max_rel} was given; give one of them")
         return kernel_size // 2
+    max_rel = 8 if max_rel is None else max_rel
     if not isinstance(max_rel, int) or max_rel < 0:
         raise ValueError(f"max_rel (taps per direction) must be a non-negative int, got {max_rel!r}")
     return max_rel
@@ -48,81 +54,109 @@ def _half_width(max_rel, kernel_size) -> int:
 class Convolution(Mixer):
     """Shared parts: the value projection (Wu's GLU) and the band-matrix view."""
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, kernel_size: int | None = None,
-                 glu: bool = True, dropout: float = 0.0):
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int | None = None,
+                 kernel_size: int | None = None, glu: bool = True, dropout: float = 0.0):
         super().__init__(d_model, n_heads, max_len)
         self.max_rel = _half_width(max_rel, kernel_size)
-        self.dropout = dropout
+        self.dropout = check_dropout(dropout)
         # Wu et al.'s block feeds the convolution through Linear(d, 2d) + GLU
         self.value = nn.Linear(d_model, 2 * d_model if glu else d_model)
         self.glu = glu
 
-    def kernel(self, x: torch.Tensor) -> torch.Tensor:
+    def conv_input(self, x, pad_mask=None):
+        """(B, T, D): what is convolved, GLU(x W + b), zero at padded positions."""
+        v = self.value(x)
+        return zero_padding(F.glu(v, dim=-1) if self.glu else v, pad_mask)
+
+    def kernel(self, x: torch.Tensor, pad_mask=None) -> torch.Tensor:
         """Softmax-normalised kernels, (B|1, H, T|1, 2k+1)."""
         raise NotImplementedError
 
     def values(self, x, pad_mask=None):
-        v = self.value(x)
-        v = F.glu(v, dim=-1) if self.glu else v
-        return split_heads(zero_padding(v, pad_mask), self.n_heads)
+        return split_heads(self.conv_input(x, pad_mask), self.n_heads)
 
-    def _kernel(self, x):
-        return F.dropout(self.kernel(x), self.dropout, self.training)  # DropConnect, as Wu
+    def _kernel(self, x, pad_mask):
+        return F.dropout(self.kernel(x, pad_mask), self.dropout, self.training)  # DropConnect, as Wu
 
     def forward(self, x, pad_mask=None):
-        pad_mask = self.check_input(x, pad_mask)
-        return self.project_out(convolve_heads(self.values(x, pad_mask), self._kernel(x)))
+        x, pad_mask = self.prepare(x, pad_mask)
+        heads = convolve_heads(self.values(x, pad_mask), self._kernel(x, pad_mask))
+        return self.project_out(_zero_rows(heads, pad_mask))
 
-    def mixing_matrix_(self, x, pad_mask):
+    def _mixing_weights(self, x, pad_mask):
         B, T, _ = x.shape
-        kernel = self.kernel(x)
+        kernel = self.kernel(x, pad_mask)
         band = place_band(kernel.expand(B, self.n_heads, T, kernel.shape[-1]), self.max_rel)
-        if pad_mask is not None:   # padded values are zero, so their columns carry no weight
-            band = band * pad_mask[:, None, None, :].to(band.dtype)
+        if pad_mask is not None:   # padded values are zero: their columns carry no weight
+            keep = pad_mask[:, None, :, None] & pad_mask[:, None, None, :]
+            band = band.masked_fill(~keep, 0.0)
         return band
+
+
+def _zero_rows(heads, pad_mask):
+    return heads if pad_mask is None else heads.masked_fill(~pad_mask[:, None, :, None], 0.0)
 
 
 @register("lightconv", cost="replaces attention: O(T k d), no (T, T) work",
           paper_term="lightweight convolution (Wu et al. 2019)",
-          formula=r"\sum_{|r|\le k}\softmax_r(w^{(h)})_r\, v_{i+r}")
+          formula=r"\sum_{\lvert r\rvert\le k}\softmax_r(w^{(h)})_r\, v_{i+r}",
+          tables={"lightconv": "weight"}, rows_sum_to_one=False)
 class LightweightConv(Convolution):
     """One learned kernel of 2k+1 taps per head, softmax-normalised, no content term."""
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, kernel_size: int | None = None,
-                 glu: bool = True, dropout: float = 0.0):
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int | None = None,
+                 kernel_size: int | None = None, glu: bool = True, dropout: float = 0.0):
         super().__init__(d_model, n_heads, max_len, max_rel=max_rel, kernel_size=kernel_size,
                          glu=glu, dropout=dropout)
         self.weight = nn.Parameter(torch.empty(n_heads, 2 * self.max_rel + 1))
         nn.init.xavier_uniform_(self.weight)
 
-    def kernel(self, x):
+    def kernel(self, x, pad_mask=None):
         return F.softmax(self.weight, dim=-1)[None, :, None, :]
 
     def forward(self, x, pad_mask=None):
         # The kernel does not depend on the position, so this is one grouped conv1d: each
         # head's kernel repeated for its d_head channels (contiguous blocks, as fairseq's TBC).
-        pad_mask = self.check_input(x, pad_mask)
+        x, pad_mask = self.prepare(x, pad_mask)
         B, T, D = x.shape
-        v = self.values(x, pad_mask).transpose(1, 2).reshape(B, T, D).transpose(1, 2)   # (B, D, T)
-        weight = self._kernel(x)[0, :, 0].repeat_interleave(self.d_head, dim=0)[:, None, :]
-        y = F.conv1d(v, weight.to(v.dtype), padding=self.max_rel, groups=D)
-        return self.out(y.transpose(1, 2))
+        v = self.conv_input(x, pad_mask).transpose(1, 2)                          # (B, D, T)
+        weight = self._kernel(x, pad_mask)[0, :, 0].repeat_interleave(self.d_head, dim=0)[:, None, :]
+        y = F.conv1d(v, weight.to(v.dtype), padding=self.max_rel, groups=D).transpose(1, 2)
+        if pad_mask is not None:
+            y = y.masked_fill(~pad_mask[..., None], 0.0)
+        return self.out(y)
 
 
 @register("dynconv", cost="replaces attention: O(T k d) + kernel generator",
           paper_term="dynamic lightweight convolution (Wu et al. 2019)",
-          formula=r"\sum_{|r|\le k}\softmax_r(x_i W^{\mathrm{dyn}})^{(h)}_r\, v_{i+r}")
+          formula=r"\sum_{\lvert r\rvert\le k}\softmax_r(v_i W^{\mathrm{dyn}})^{(h)}_r\, v_{i+r}",
+          rows_sum_to_one=False)
 class DynamicConv(Convolution):
-    """Kernel of each position predicted from that position's input alone."""
+    """Kernel of each position predicted from that position's convolution input alone.
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, kernel_size: int | None = None,
-                 glu: bool = True, dropout: float = 0.0):
+    As in fairseq's ``LightConvEncoderLayer`` + ``DynamicConv1dTBC``, the kernel generator
+    reads the same vector the convolution mixes: u_i = GLU(x_i W_in + b_in), after the
+    input projection and the GLU (``query=None`` there means "the input of the conv").
+    """
+
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int | None = None,
+                 kernel_size: int | None = None, glu: bool = True, dropout: float = 0.0):
         super().__init__(d_model, n_heads, max_len, max_rel=max_rel, kernel_size=kernel_size,
                          glu=glu, dropout=dropout)
         # fairseq's weight_linear: Linear(d, H * (2k+1)) without bias
         self.kernel_generator = nn.Linear(d_model, n_heads * (2 * self.max_rel + 1), bias=False)
 
-    def kernel(self, x):
-        B, T, _ = x.shape
-        logits = self.kernel_generator(x).view(B, T, self.n_heads, -1).transpose(1, 2)
+    def kernel(self, x, pad_mask=None):
+        return self._kernel_from(self.conv_input(x, pad_mask))
+
+    def _kernel_from(self, u):
+        B, T, _ = u.shape
+        logits = self.kernel_generator(u).view(B, T, self.n_heads, -1).transpose(1, 2)
         return F.softmax(logits, dim=-1)                               # (B, H, T, 2k+1)
+
+    def forward(self, x, pad_mask=None):
+        x, pad_mask = self.prepare(x, pad_mask)
+        u = self.conv_input(x, pad_mask)                               # computed once
+        kernel = F.dropout(self._kernel_from(u), self.dropout, self.training)
+        heads = convolve_heads(split_heads(u, self.n_heads), kernel)
+        return self.project_out(_zero_rows(heads, pad_mask))

@@ -10,7 +10,7 @@ indexed by the offset becomes one lookup per logit, with no (T, T) matrix in mem
 (``c(r) = clip(r, -k, k) + k``), plus ``-inf`` for padded keys and, with ``band``, for offsets
 beyond ±k.  T5's bucket biases are the same thing with one row per head and k = T - 1.
 
-Selected automatically on CUDA (``Attention.flex``); FlexAttention has no backward pass on a
+Chosen automatically on CUDA with torch >= 2.6 (``paths.choose_path``); FlexAttention has no backward pass on a
 CPU, where ``chunked.py`` and the plain path are used instead.  On a CPU the forward pass runs
 (unfused), which is how the tests check that the ``score_mod`` gives the reference numbers.
 """
@@ -22,6 +22,10 @@ _compiled_flex = None
 
 
 def flex_available() -> bool:
+    """FlexAttention with gradients of captured tables: torch >= 2.6."""
+    version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    if version < (2, 6):
+        return False
     try:
         from torch.nn.attention import flex_attention  # noqa: F401
     except ImportError:
@@ -36,37 +40,63 @@ def _attention_fn(compiled: bool):
     if not compiled:
         return flex_attention
     if _compiled_flex is None:       # FlexAttention is fused only when compiled
-        _compiled_flex = torch.compile(flex_attention, dynamic=False)
+        # automatic dynamic shapes (not dynamic=False): the first length compiles a static
+        # kernel, a second length recompiles once with the lengths symbolic, so length-sorted
+        # evaluation batches do not recompile per length
+        _compiled_flex = torch.compile(flex_attention, dynamic=None)
     return _compiled_flex
 
 
-def flex_relative_attention(q, k, v, per_query=None, per_key=None, pad_mask=None, *, scale: float, max_rel: int,
-                            band: bool = False, compiled: bool | None = None):
-    """softmax(q k^T scale + placed tables) @ v by FlexAttention; same arguments as
-    :func:`compattn.mixers.chunked.chunked_relative_attention`.  ``compiled`` defaults to
-    ``q.is_cuda``."""
-    B, H, T, _ = q.shape
-    # broadcast tables (the fixed kernel: one row per head) are made full-size, O(T k)
-    if per_query is not None:
-        per_query = per_query.expand(B, H, T, per_query.shape[-1]).contiguous()
-    if per_key is not None:
-        per_key = per_key.expand(B, H, T, per_key.shape[-1]).contiguous()
-    negative_infinity = torch.tensor(float("-inf"), dtype=q.dtype, device=q.device)
+def score_mod_for(per_query, per_key, pad_mask, *, max_rel: int, band: bool):
+    """The ``score_mod`` that adds the tables, masks the window and padded keys.
+
+    It captures the tables as they are: a table of size 1 along the batch, head or time
+    dimension is indexed with 0 there, never expanded -- T5's (1, H, 1, 2T-1) per-offset bias
+    stays O(H T), a fixed kernel (1, H, 1, 2k+1) O(H k).  A padded query sees every key
+    (its output row is zeroed by the caller), so no row is all ``-inf``.
+    """
+    def reader(table, row):
+        if table is None:
+            return None
+        batched, headed, timed = (n > 1 for n in table.shape[:3])
+
+        def read(b, h, t, r):
+            return table[b if batched else 0, h if headed else 0, t if timed else 0, r]
+        return read
+
+    read_query, read_key = reader(per_query, "i"), reader(per_key, "j")
+    dtype = next((t.dtype for t in (per_query, per_key) if t is not None), torch.float32)
+    device = next((t.device for t in (per_query, per_key, pad_mask) if t is not None), None)
+    negative_infinity = torch.tensor(float("-inf"), dtype=dtype, device=device)
 
     def score_mod(score, b, h, i, j):
         offset = j - i
-        if per_query is not None:
-            score = score + per_query[b, h, i, offset.clamp(-max_rel, max_rel) + max_rel]
-        if per_key is not None:
-            score = score + per_key[b, h, j, (-offset).clamp(-max_rel, max_rel) + max_rel]
+        if read_query is not None:
+            score = score + read_query(b, h, i, offset.clamp(-max_rel, max_rel) + max_rel)
+        if read_key is not None:
+            score = score + read_key(b, h, j, (-offset).clamp(-max_rel, max_rel) + max_rel)
+        keep = None
         if band:
-            score = torch.where(offset.abs() <= max_rel, score, negative_infinity)
+            keep = offset.abs() <= max_rel
         if pad_mask is not None:
-            score = torch.where(pad_mask[b, j], score, negative_infinity)
+            keep = pad_mask[b, j] if keep is None else keep & pad_mask[b, j]
+            if band:
+                keep = keep | ~pad_mask[b, i]
+        if keep is not None:
+            score = torch.where(keep, score, negative_infinity)
         return score
 
+    return score_mod
+
+
+def flex_relative_attention(q, k, v, per_query=None, per_key=None, pad_mask=None, *, scale: float,
+                            max_rel: int, band: bool = False, compiled: bool | None = None):
+    """softmax(q k^T scale + placed tables) @ v by FlexAttention; same arguments as
+    :func:`compattn.mixers.chunked.chunked_relative_attention`.  ``compiled`` defaults to
+    ``q.is_cuda``."""
+    score_mod = score_mod_for(per_query, per_key, pad_mask, max_rel=max_rel, band=band)
     attention = _attention_fn(q.is_cuda if compiled is None else compiled)
     return attention(q, k, v, score_mod=score_mod, scale=scale)
 
 
-__all__ = ["flex_relative_attention", "flex_available"]
+__all__ = ["flex_relative_attention", "flex_available", "score_mod_for"]

@@ -37,21 +37,23 @@ class MixedSeparableProjection(nn.Module):
 
 
 class InjectedConvolution(Attention):
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0):
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0,
+                 path: str = "auto"):
         if not isinstance(max_rel, int) or max_rel < 0:
             raise ValueError(f"max_rel (taps per direction) must be a non-negative int, got {max_rel!r}")
         if n_heads % 2:
             raise ValueError(f"convolutions on half of the heads need an even n_heads, got {n_heads}")
         self.max_rel = max_rel
-        super().__init__(d_model, n_heads, max_len, dropout=dropout)
+        super().__init__(d_model, n_heads, max_len, dropout=dropout, path=path)
 
 
 @register("conv_qk", cost="two depthwise convolutions O(T k D)",
           paper_term="depthwise-separable conv on queries/keys (half the heads)",
           formula=r"q, k \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvQueriesKeys(InjectedConvolution):
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout)
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0,
+                 path: str = "auto"):
+        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
         self.query = MixedSeparableProjection(d_model, max_rel)
         self.key = MixedSeparableProjection(d_model, max_rel)
 
@@ -64,8 +66,9 @@ class ConvQueriesKeys(InjectedConvolution):
           paper_term="depthwise-separable conv on values (half the heads)",
           formula=r"v \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvValues(InjectedConvolution):
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout)
+    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0,
+                 path: str = "auto"):
+        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
         self.value = MixedSeparableProjection(d_model, max_rel)
 
     def values(self, x, pad_mask=None):
@@ -74,7 +77,8 @@ class ConvValues(InjectedConvolution):
 
 @register("conv_output", cost="one depthwise convolution O(T k D)",
           paper_term="depthwise conv added to the attention output",
-          formula=r"y_i = \sum_j\alpha_{ij}v_j + s_h\,(\mathrm{DWConv}(v))_i")
+          formula=r"y_i = \sum_j\alpha_{ij}v_j + s_h\,(\mathrm{DWConv}(v))_i",
+          mixing_matrix=False)
 class ConvOutput(InjectedConvolution):
     """attention + s_h * depthwise_conv(v); s_h is fixed at 1 unless ``scaled=True``.
 
@@ -83,8 +87,8 @@ class ConvOutput(InjectedConvolution):
     """
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, scaled: bool = False,
-                 dropout: float = 0.0):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout)
+                 dropout: float = 0.0, path: str = "auto"):
+        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
         self.convolution = nn.Conv1d(d_model, d_model, 2 * max_rel + 1, padding=max_rel, groups=d_model)
         scale = torch.ones(1, n_heads, 1, 1)
         if scaled:
@@ -92,12 +96,14 @@ class ConvOutput(InjectedConvolution):
         else:
             self.register_buffer("convolution_scale", scale, persistent=False)
 
-    def forward(self, x, pad_mask=None):
-        pad_mask = self.check_input(x, pad_mask)
+    def heads(self, x, pad_mask):
         v = zero_padding(self.value(x), pad_mask)
         convolved = split_heads(self.convolution(v.transpose(1, 2)).transpose(1, 2), self.n_heads)
-        return self.project_out(self.attend(x, pad_mask) + self.convolution_scale * convolved)
+        convolved = self.convolution_scale * convolved
+        if pad_mask is not None:   # padded rows of the output are zero, as for every variant
+            convolved = convolved.masked_fill(~pad_mask[:, None, :, None], 0.0)
+        return super().heads(x, pad_mask) + convolved
 
-    def mixing_matrix_(self, x, pad_mask):
+    def _mixing_weights(self, x, pad_mask):
         raise NotImplementedError("conv_output adds a per-channel depthwise convolution, which has no "
                                   "per-head (T, T) mixing matrix")
