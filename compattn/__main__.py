@@ -188,6 +188,9 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except Exception as err:  # the data step's DataUnavailable and friends
         if type(err).__name__ == "DataUnavailable":
             print(f"error: {err}", file=sys.stderr)

@@ -119,11 +119,13 @@ def test_a_sweep_refuses_to_resume_with_another_tokenizer(tmp_path):
 def test_the_full_data_tokenizer_is_kept_beside_the_records_and_named_in_the_error(tmp_path, monkeypatch):
     from compattn.data.tokenizer import load_tokenizer, tokenizer_id, train_tokenizer
 
+    from test_data import fake_build
+
     data = tmp_path / "data"
     data.mkdir()
-    (data / "manifest.json").write_text("{}")                       # "auto" now means the full data
     train_tokenizer([["a small corpus of words", "and some other words"]], vocab_size=60).save(
         str(data / "tokenizer.json"))
+    fake_build(data)                                                 # "auto" now means the full data
     monkeypatch.setenv("COMPATTN_DATA", str(data))
     out = tmp_path / "runs"
     S.check_tokenizer(out, "small")
@@ -134,6 +136,7 @@ def test_the_full_data_tokenizer_is_kept_beside_the_records_and_named_in_the_err
                                                               for p in Path(directory).glob("pretrain-*.json")])
     train_tokenizer([["quite different words here", "nothing alike"]], vocab_size=60).save(
         str(data / "tokenizer.json"))                                # a rebuilt data set
+    fake_build(data)
     with pytest.raises(ValueError, match="copy .*tokenizer.json over the data directory's"):
         S.check_tokenizer(out, "small")
 
