@@ -474,6 +474,8 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
                 print(f"{desc}: {name} received, stopped after step {done} of {cfg.steps}; checkpoint "
                       f"{checkpoint} written, run the same command again to resume", flush=True)
                 raise Stopped(128 + stopping)
+    if world > 1:
+        torch.distributed.barrier()          # rank 0's last checkpoint is written before anyone reads it
     wall = wall_before + time.perf_counter() - t0
     return {"history": history, "wall_time_s": wall, "steps_run": cfg.steps - start, "device": device,
             "tokens_per_s": tokens_per_step * cfg.steps / wall if wall > 0 else None,
@@ -755,15 +757,17 @@ def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_clas
 
 
 def write_record(record: dict, path: Path):
+    """Validate, then write atomically (rank 0 only under DDP; the others wait for it)."""
     from .records import validate_record
 
     validate_record(record)
-    if not is_writer():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    if is_writer():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()          # every process sees the record once this returns
 
 
 def train_probe(variant: str, probe: str, *, train_length: int = 32, test_lengths=(32, 64), n_train: int = 4000,
