@@ -438,6 +438,9 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
             torch.cuda.set_rng_state(state["cuda_rng"], torch.device(device))
         start, history = state["step"], state["history"]
         wall_before = float(state.get("wall_time_s", 0.0))
+        if start > cfg.steps:
+            raise ValueError(f"checkpoint {checkpoint} is at step {start}, past this run's {cfg.steps} steps; "
+                             "delete it to start the run over, or use another output directory")
     # heads a step does not use (the classifier while pre-training) get no gradient: find_unused_parameters
     wrapped = (torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
                if world > 1 else objective)
