@@ -170,6 +170,11 @@ def test_committed_results_are_complete_valid_and_made_with_one_tokenizer(direct
 
 
 # --- sweeps that heal and know what made their runs ---------------------------------------------
+def _settings(steps: int) -> dict:
+    return {"kind": "pretrain", "variant": "a", "profile": "tiny", "seed": 0, "encoder": {}, "train": {"steps": steps},
+            "tokenizer": "t", "data": "d", "world_size": 1}
+
+
 def _fake_record(name: str, settings=None) -> dict:
     kind, variant, seed = name.split("-")[0], name.split("-")[1], int(name.rsplit("-s", 1)[1])
     record = {"kind": kind, "variant": variant, "profile": "tiny", "seed": seed, "encoder": {
@@ -187,13 +192,13 @@ def test_corrupt_records_are_set_aside_and_run_again(tmp_path, capsys):
     def execute(*run):
         name = S.run_name(*run)
         executed.append(name)
-        (tmp_path / f"{name}.json").write_text(json.dumps(_fake_record(name, {"steps": 1})))
+        (tmp_path / f"{name}.json").write_text(json.dumps(_fake_record(name, _settings(1))))
 
-    settings_of = lambda *run: {"steps": 1}                                  # noqa: E731
+    settings_of = lambda *run: _settings(1)                                  # noqa: E731
     assert S.run_resumable(tmp_path, runs, S.run_name, execute, settings_of=settings_of, profile="tiny",
                            desc="t", progress=False) == ["pretrain-a-s0", "pretrain-b-s0"]
     (tmp_path / "pretrain-a-s0.json").write_text('{"kind": "pretrain", "variant": "a", "se')   # truncated
-    bad = _fake_record("pretrain-b-s0", {"steps": 1})
+    bad = _fake_record("pretrain-b-s0", _settings(1))
     del bad["curves"]                                                        # schema-invalid
     (tmp_path / "pretrain-b-s0.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="pretrain-a-s0.json: "):
@@ -206,12 +211,12 @@ def test_corrupt_records_are_set_aside_and_run_again(tmp_path, capsys):
     assert len(list(tmp_path.glob("pretrain-a-s0.json.corrupt-*"))) == 1
     assert len(S.load_records(tmp_path)) == 2 and (tmp_path / S.COMPLETE).exists()
     # a record made with other settings is refused by name, and complete.json needs matching settings
-    with pytest.raises(ValueError, match=r"pretrain-a-s0.json was made with other settings .*steps: 1 -> 2"):
-        S.run_resumable(tmp_path, runs, S.run_name, execute, settings_of=lambda *run: {"steps": 2},
+    with pytest.raises(ValueError, match=r"pretrain-a-s0.json was made with other settings .*train.steps: 1 -> 2"):
+        S.run_resumable(tmp_path, runs, S.run_name, execute, settings_of=lambda *run: _settings(2),
                         profile="tiny", desc="t", progress=False)
     with pytest.raises(ValueError, match="2 runs of .* have no record"):
         S.mark_complete(tmp_path, ["pretrain-a-s0", "pretrain-b-s0"],
-                        settings={"pretrain-a-s0": {"steps": 2}, "pretrain-b-s0": {"steps": 2}})
+                        settings={"pretrain-a-s0": _settings(2), "pretrain-b-s0": _settings(2)})
 
 
 def test_a_sweep_with_another_profile_or_steps_refuses_instead_of_calling_itself_done(tmp_path, monkeypatch):
