@@ -46,6 +46,43 @@ def _known(names, allowed, what: str) -> list:
     return list(names)
 
 
+def _data_command(args) -> int:
+    """``python -m compattn data``: every failure is one line on stderr, never a traceback."""
+    from .data import data_dir
+    from .data.build import DataUnavailable, build, rebuild_differences, verify
+    from .data.sample import make_sample
+
+    target = args.dir or data_dir()
+    try:
+        manifest = build(target)
+        print(f"built {target}: corpus {sum(s['words'] for s in manifest['corpus']['sources'].values()):,} "
+              "words; tasks " + ", ".join(f"{t} {sum(i['counts'].values()):,}" for t, i in manifest["tasks"].items()))
+        dropped = {t: i["contradictory_inputs_dropped"] for t, i in manifest["tasks"].items()
+                   if i["contradictory_inputs_dropped"]}
+        if dropped:
+            print("inputs dropped for contradictory labels: " + ", ".join(f"{t} {n}" for t, n in dropped.items()))
+        if args.check:
+            problems = rebuild_differences(target) + verify(target)
+            if problems:
+                print("data check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+                return 1
+            print("data check passed: a second build from scratch gave identical bytes (tokenizer included); "
+                  "checksums, sizes and held-out hygiene hold")
+        if args.make_sample:
+            print("sample:", make_sample(target, args.make_sample))
+        return 0
+    except DataUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("error: interrupted; the previous build (if any) is untouched, run the command again", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (one line, never a traceback)
+        print(f"error: the data build failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+              file=sys.stderr)
+        return 2 if isinstance(err, ValueError) else 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m compattn", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,27 +128,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "data":
-            from .data import data_dir
-            from .data.build import build, verify
-            from .data.sample import make_sample
-
-            target = args.dir or data_dir()
-            manifest = build(target)
-            print(f"built {target}: corpus {sum(s['words'] for s in manifest['corpus']['sources'].values()):,} "
-                  f"words; tasks " + ", ".join(f"{t} {sum(i['counts'].values()):,}" for t, i in manifest["tasks"].items()))
-            if args.check:
-                again = build(target)
-                problems = verify(target)
-                if again != manifest:
-                    problems.insert(0, "a second build gave different bytes (the manifests differ)")
-                if problems:
-                    print("data check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
-                    return 1
-                print("data check passed: two builds gave identical bytes; checksums, sizes and "
-                      "held-out hygiene hold")
-            if args.make_sample:
-                print("sample:", make_sample(target, args.make_sample))
-            return 0
+            return _data_command(args)
         if args.command == "bench":
             from .bench import compile_check, main as bench_main
 
@@ -171,6 +188,9 @@ def main(argv=None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
     except Exception as err:  # the data step's DataUnavailable and friends
         if type(err).__name__ == "DataUnavailable":
             print(f"error: {err}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """The JSON record every training run writes, and its schema.
 
 A record carries its provenance -- variant, profile, seed, configuration, device, torch
-version, git commit, wall time, throughput -- next to its learning curves and final
-metrics, so that every number the book shows can be traced to a run.
+version, git commit, wall time, throughput, number of processes and the settings that define
+the run -- next to its learning curves and final metrics, so that every number the book
+shows can be traced to a run.
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ RECORD_SCHEMA = {
         },
         "final": {"type": "object"},
         "task": {"type": "string"},
+        # what defines the run (compattn.train.pretrain_settings / finetune_settings); records
+        # made before settings existed have none, and a sweep does not count them as done
+        "settings": {"type": "object", "required": ["kind", "variant", "profile", "seed", "encoder", "train",
+                                                    "tokenizer", "data", "world_size"]},
+        "world_size": {"type": "integer", "minimum": 1},
     },
     "allOf": [{"if": {"properties": {"kind": {"const": "finetune"}}},
                "then": {"required": ["task"], "properties": {"final": {"required": ["dev", "test"]}}}},

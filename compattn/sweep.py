@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,16 +27,44 @@ def run_name(kind: str, variant: str, seed: int, task: str | None = None) -> str
     raise ValueError(f"run_name needs kind 'pretrain', or 'finetune' with a task; got {kind!r}, {task!r}")
 
 
-def finished(out: Path, name: str) -> bool:
-    """A run is finished when its record exists and validates."""
+def record_status(out: Path, name: str, settings: dict | None = None) -> tuple[str, str]:
+    """``(status, detail)`` of the record ``out/<name>.json``: ``"missing"``; ``"corrupt"`` (not
+    JSON, or not a valid record: ``detail`` says why); ``"other"`` (made with other settings than
+    ``settings``: ``detail`` names the differences); ``"done"``."""
+    from .train import settings_differences
+
     path = Path(out) / f"{name}.json"
     if not path.exists():
-        return False
+        return "missing", ""
     try:
-        validate_record(json.loads(path.read_text()))
-    except (ValueError, json.JSONDecodeError):
-        return False
-    return True
+        record = json.loads(path.read_text())
+        validate_record(record)
+    except (ValueError, UnicodeDecodeError) as err:   # JSONDecodeError is a ValueError
+        return "corrupt", str(err)
+    if settings is not None:
+        if "settings" not in record:
+            return "other", "it holds no settings (made by an older version)"
+        diffs = settings_differences(record["settings"], settings)
+        if diffs:
+            return "other", "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "")
+    return "done", ""
+
+
+def finished(out: Path, name: str, settings: dict | None = None) -> bool:
+    """A run is finished when its record exists, validates and (given ``settings``) was made with
+    exactly these settings."""
+    return record_status(out, name, settings)[0] == "done"
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Move a corrupt record out of the way (``<name>.json.corrupt-<UTC time>``), saying so."""
+    import time
+
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    path.replace(target)
+    print(f"sweep: {path} is not a valid record ({why[:200]}); moved to {target.name}, the run is done again",
+          file=sys.stderr, flush=True)
+    return target
 
 
 def plan(variants, tasks=TASKS, seeds=(0, 1, 2), pretrain_seed: int = 0):
@@ -52,46 +81,82 @@ def sweep(variants, profile: str, out: Path, tasks=TASKS, seeds=(0, 1, 2), devic
     """Run (or resume) a sweep; returns the names of the runs done in this call.
 
     ``steps`` (``{"pretrain": n, "finetune": m}``) overrides the profile's budgets, for tests.
+    A record made with other settings (another profile, other steps, another tokenizer or data)
+    is refused, naming the differences; a corrupt one is set aside and its run done again.
     """
     steps = steps or {}
-    from .train import finetune, pretrain
+    from .train import finetune, finetune_settings, is_writer, pretrain, pretrain_settings
 
     out = Path(out)
+
+    def pretrained(variant):
+        return out / f"{run_name('pretrain', variant, 0)}.pt"
+
+    def settings_of(kind, variant, seed, task):
+        if kind == "pretrain":
+            return pretrain_settings(variant, profile, seed, steps=steps.get("pretrain"))
+        return finetune_settings(variant, task, pretrained(variant), profile, seed=seed, steps=steps.get("finetune"))
 
     def execute(kind, variant, seed, task):
         if kind == "pretrain":
             pretrain(variant, profile, seed=seed, out=out, device=device, progress=progress,
                      steps=steps.get("pretrain"))
             return
-        checkpoint = out / f"{run_name('pretrain', variant, 0)}.pt"
+        checkpoint = pretrained(variant)
         if not checkpoint.exists():    # records are committed, checkpoints are not
             raise ValueError(f"{checkpoint.with_suffix('.json').name} is finished but its checkpoint {checkpoint} "
                              f"is gone, and the fine-tunings of {variant!r} start from it; delete that record "
                              f"to pre-train {variant!r} again, or bring the checkpoint back")
         finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device, progress=progress,
                  steps=steps.get("finetune"))
-        if not keep_checkpoints:
+        if not keep_checkpoints and is_writer():
             (out / f"{run_name(kind, variant, seed, task)}.pt").unlink(missing_ok=True)
 
-    return run_resumable(out, plan(variants, tasks, seeds), run_name, execute, profile=profile,
-                         desc=f"sweep ({profile})", progress=progress)
+    return run_resumable(out, plan(variants, tasks, seeds), run_name, execute, settings_of=settings_of,
+                         profile=profile, desc=f"sweep ({profile})", progress=progress)
 
 
-def run_resumable(out: Path, runs, name_of, execute, *, profile: str, desc: str, progress: bool = True) -> list[str]:
-    """Run each planned run that has no valid record in ``out`` yet (``execute(*run)`` writes it),
+def run_resumable(out: Path, runs, name_of, execute, *, settings_of=None, profile: str, desc: str,
+                  progress: bool = True) -> list[str]:
+    """Run each planned run that is not done in ``out`` yet (``execute(*run)`` writes its record),
     then mark ``out`` complete; returns the names of the runs done in this call.  Shared by the
-    sweep and the beyond-the-paper experiments."""
+    sweep, the beyond-the-paper experiments and the evidence protocol.
+
+    A run counts as done when its record validates and, with ``settings_of``, its settings equal
+    ``settings_of(*run)`` (computed when the run comes up, so a fine-tuning can name the
+    pre-training done just before it).  A corrupt or schema-invalid record is moved aside and
+    its run done again; a record made with other settings is refused (``ValueError`` naming it
+    and the differences).  ``complete.json`` is written only when every planned run is done.
+    """
+    from .train import is_writer
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    runs = list(runs)
+    for run in runs:                         # corrupt records never stop a sweep
+        path = out / f"{name_of(*run)}.json"
+        status, why = record_status(out, name_of(*run))
+        if status == "corrupt" and is_writer():
+            set_aside(path, why)
     check_tokenizer(out, profile)
     done = []
     for run in tqdm(runs, desc=desc, disable=not progress):
         name = name_of(*run)
-        if finished(out, name):
-            continue
-        execute(*run)
-        done.append(name)
-    mark_complete(out, [name_of(*run) for run in runs])
+        wanted = settings_of(*run) if settings_of else None
+        status, why = record_status(out, name, wanted)
+        if status == "other":
+            raise ValueError(f"{out / (name + '.json')} was made with other settings than this run would use "
+                             f"({why}); delete it (and its checkpoint) to run it again, or use another --out")
+        if status == "corrupt" and is_writer():
+            set_aside(out / f"{name}.json", why)
+        if status != "done":
+            execute(*run)
+            done.append(name)
+            if settings_of and record_status(out, name, settings_of(*run))[0] != "done" and is_writer():
+                raise ValueError(f"{name} ran but its record does not hold the settings planned for it")
+    if is_writer():
+        mark_complete(out, [name_of(*run) for run in runs],
+                      settings={name_of(*run): settings_of(*run) for run in runs} if settings_of else None)
     return done
 
 
@@ -112,7 +177,15 @@ def check_tokenizer(out: Path, profile: str) -> None:
     tokenizer = load_tokenizer(get_profile(profile).tokenizer)
     current = tokenizer_id(tokenizer)
     kept = Path(out) / KEPT_TOKENIZER
-    used = {r.get("data", {}).get("tokenizer") for r in load_records(out)} - {None} if Path(out).is_dir() else set()
+    used = set()
+    for path in sorted(Path(out).glob("*.json")) if Path(out).is_dir() else []:
+        try:
+            record = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            continue                         # set aside and re-run by run_resumable
+        if isinstance(record, dict) and "kind" in record and isinstance(record.get("data"), dict):
+            used.add(record["data"].get("tokenizer"))
+    used -= {None}
     if used and used != {current}:
         fix = (f"copy {kept} over the data directory's tokenizer.json" if kept.exists()
                and tokenizer_id(load_tokenizer(str(kept))) in used else "restore that tokenizer.json")
@@ -130,9 +203,13 @@ METRIC = "accuracy"
 def load_records(directory: Path) -> list[dict]:
     records = []
     for path in sorted(Path(directory).glob("*.json")):
-        record = json.loads(path.read_text())
+        try:
+            record = json.loads(path.read_text())
+            if "kind" in record:
+                validate_record(record)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: {err}") from None
         if "kind" in record:
-            validate_record(record)
             records.append(record)
     return records
 
@@ -246,9 +323,10 @@ def best_available(root: Path | None = None, experiment: str = "sweep") -> Path:
 COMPLETE = "complete.json"
 
 
-def mark_complete(out: Path, names) -> None:
-    """Write the ``complete.json`` marker once every run in ``names`` has a valid record."""
-    missing = [n for n in names if not finished(out, n)]
+def mark_complete(out: Path, names, settings: dict | None = None) -> None:
+    """Write the ``complete.json`` marker once every run in ``names`` has a valid record (made with
+    ``settings[name]``, when given)."""
+    missing = [n for n in names if not finished(out, n, (settings or {}).get(n))]
     if missing:
         raise ValueError(f"{len(missing)} runs of {out} have no record yet, e.g. {missing[0]}")
     (Path(out) / COMPLETE).write_text(json.dumps({"runs": sorted(names)}, indent=1) + "\n")

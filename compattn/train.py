@@ -7,14 +7,22 @@
   ``weights_only=True``; a killed run resumes to the same final weights;
 * ``device="auto"`` picks CUDA, where bf16 autocast and ``torch.compile`` are switched on;
 * under ``torchrun`` every process takes its slice of each batch (DistributedDataParallel,
-  gloo on CPU, NCCL on CUDA) and only rank 0 writes.
+  gloo on CPU, NCCL on CUDA, each process on its own GPU) and only rank 0 writes;
+* a run knows what made it: its *settings* (profile, model and training configuration,
+  tokenizer id, data id, number of processes, the pre-training it started from) are in its
+  checkpoint and its record, and resuming with other settings is refused;
+* SIGTERM and SIGINT stop a run at the end of the current step, with a checkpoint (exit
+  codes 143 and 130 on the command line).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -109,8 +117,12 @@ class Objective(torch.nn.Module):
     def forward(self, inputs, pad_mask, targets):
         hidden = self.encoder(inputs, pad_mask)
         if self.kind == "mlm":
-            # the vocabulary projection is the largest matmul of a small encoder: run it only on
-            # the ~15 % of positions that are targets (the same mean cross-entropy)
+            if torch.compiler.is_compiling():
+                # fixed shapes for the compiler (boolean indexing would break the graph): every
+                # position, non-targets ignored -- the same mean cross-entropy
+                return masked_lm_loss(self.encoder.mlm_logits(hidden), targets)
+            # eager: the vocabulary projection is the largest matmul of a small encoder, so run it
+            # only on the ~15 % of positions that are targets (the same mean cross-entropy)
             target = targets != -100
             return masked_lm_loss(self.encoder.mlm_logits(hidden[target]), targets[target])
         logits = self.encoder.classify(hidden, pad_mask).float()
@@ -136,7 +148,10 @@ def encoded_once(key: tuple, tokenizer, encode):
 
 # --- checkpoints ---------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict):
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
+    """Write atomically: a crash mid-write leaves the previous checkpoint intact.  Only rank 0
+    of a distributed run writes."""
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -148,6 +163,8 @@ def save_checkpoint(path: Path, state: dict):
 
 
 def load_checkpoint(path: Path) -> dict:
+    if not Path(path).exists():
+        raise ValueError(f"no such file: checkpoint {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated, not a torch file, or unsafe content
@@ -166,6 +183,160 @@ def check_compatible(state: dict, cfg: EncoderConfig, path):
                              f"but this run uses {key}={getattr(cfg, key)!r}")
 
 
+# --- settings: what defines a run ------------------------------------------------------------------
+def _jsonable(value):
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def settings_id(settings: dict) -> str:
+    """A short hash of a run's settings (a fine-tuning names its pre-training by it)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``["train.steps: 100 -> 300", ...]``: every leaf where two settings differ."""
+    diffs = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "(none)"), new.get(key, "(none)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += settings_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return diffs
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _train_config(base: TrainConfig, seed: int, steps, train_overrides) -> TrainConfig:
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    return replace(base, seed=seed, **({"steps": steps} if steps is not None else {}), **(train_overrides or {}))
+
+
+def _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overrides):
+    from .data import data_id
+    from .data.tokenizer import load_tokenizer, tokenizer_id
+
+    prof = get_profile(profile)
+    cfg = _train_config(prof.pretrain, seed, steps, train_overrides)
+    tokenizer = load_tokenizer(prof.tokenizer)
+    enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
+                            **{**prof.model, **model_overrides})
+    settings = _jsonable({"kind": "pretrain", "variant": variant, "profile": prof.name, "seed": seed,
+                          "encoder": asdict(enc_cfg), "train": asdict(cfg), "tokenizer": tokenizer_id(tokenizer),
+                          "data": data_id(prof.data), "world_size": world_size()})
+    return prof, cfg, tokenizer, enc_cfg, settings
+
+
+def pretrain_settings(variant: str, profile: str | None = None, seed: int = 0, steps: int | None = None,
+                      train_overrides: dict | None = None, **model_overrides) -> dict:
+    """The settings :func:`pretrain` would run with (nothing is trained): profile, encoder and
+    training configuration, tokenizer id, data id and number of processes (``WORLD_SIZE``)."""
+    return _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overrides)[-1]
+
+
+_PRETRAINED: dict = {}
+
+
+def pretrained_settings(path) -> dict:
+    """The settings of the pre-training behind a checkpoint (or, when the checkpoint is gone, its
+    record ``<name>.json`` beside it); remembered per (path, mtime, size)."""
+    path = Path(path)
+    for candidate in (path, path.with_suffix(".json")):
+        if not candidate.exists():
+            continue
+        stat = candidate.stat()
+        key = (str(candidate), stat.st_mtime_ns, stat.st_size)
+        if key not in _PRETRAINED:
+            if candidate.suffix == ".json":
+                try:
+                    found = json.loads(candidate.read_text()).get("settings")
+                except json.JSONDecodeError:
+                    found = None
+            else:
+                found = load_checkpoint(candidate).get("settings")
+            if found is None:
+                raise ValueError(f"{candidate} holds no settings (made by an older version); pre-train again")
+            _PRETRAINED[key] = found
+        return _PRETRAINED[key]
+    raise ValueError(f"no such file: pre-training checkpoint {path}")
+
+
+def _pretrained_entry(pretrained) -> dict | None:
+    if pretrained is None:
+        return None
+    if isinstance(pretrained, (str, Path)):
+        found = pretrained_settings(pretrained)
+        return {"id": settings_id(found), "seed": found["seed"], "variant": found["variant"],
+                "tokenizer": found["tokenizer"]}
+    return {"id": "in-memory model", "seed": None, "variant": pretrained.cfg.variant, "tokenizer": None}
+
+
+def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides):
+    from .data import data_id, task_info
+    from .data.tokenizer import load_tokenizer, tokenizer_id
+
+    prof = get_profile(profile)
+    cfg = _train_config(prof.finetune, seed, steps, train_overrides)
+    if regression and task != "vader_sent":
+        raise ValueError(f"regression is only defined for vader_sent (its human score), not {task!r}")
+    tokenizer = load_tokenizer(prof.tokenizer)
+    labels = task_info(task, prof.data)["labels"]
+    enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
+                            n_classes=1 if regression else len(labels), **{**prof.model, **model_overrides})
+    origin = _pretrained_entry(pretrained)
+    current = tokenizer_id(tokenizer)
+    if origin and origin["tokenizer"] not in (None, current):
+        raise ValueError(f"the pre-training {pretrained} was made with tokenizer {origin['tokenizer']}, but the "
+                         f"{prof.name!r} profile now loads tokenizer {current}; fine-tune with the tokenizer it "
+                         "was made with, or pre-train again")
+    settings = _jsonable({"kind": "finetune", "variant": variant, "task": task, "regression": regression,
+                          "profile": prof.name, "seed": seed, "encoder": asdict(enc_cfg), "train": asdict(cfg),
+                          "tokenizer": current, "data": data_id(prof.data), "world_size": world_size(),
+                          "pretrained": origin})
+    return prof, cfg, tokenizer, labels, enc_cfg, settings
+
+
+def finetune_settings(variant: str, task: str, pretrained=None, profile: str | None = None, seed: int = 0,
+                      regression: bool = False, steps: int | None = None, train_overrides: dict | None = None,
+                      **model_overrides) -> dict:
+    """The settings :func:`finetune` would run with (nothing is trained); ``pretrained`` is a
+    checkpoint path (its settings id and seed are part of them), an ``Encoder`` or ``None``."""
+    return _finetune_setup(variant, task, pretrained, profile, seed, regression, steps, train_overrides,
+                           model_overrides)[-1]
+
+
+# --- stopping on a signal ---------------------------------------------------------------------------
+class Stopped(SystemExit):
+    """A run stopped by SIGTERM / SIGINT after writing its checkpoint; ``code`` is 128 + signal."""
+
+
+class _StopOnSignal:
+    """While active (main thread only), SIGTERM and SIGINT only set a flag; the loop checks it
+    after each step, writes its checkpoint and raises :class:`Stopped`."""
+
+    def __init__(self, active: bool):
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.signum, self.previous = 0, {}
+
+    def __enter__(self):
+        if self.active:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum:            # a second signal: stop now, as before
+            raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 # --- the loop ------------------------------------------------------------------------------------
 def _optimizer(model, cfg: TrainConfig):
     decay, no_decay = [], []
@@ -182,13 +353,35 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm))
 
 
-def _distributed():
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+def _distributed(device: str = "cpu"):
+    """``(rank, world size)``; under ``torchrun`` the process group is started once, and on CUDA
+    each process is put on its own GPU (``LOCAL_RANK``) before NCCL starts."""
+    world = world_size()
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
+        cuda = device.startswith("cuda")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
     rank = torch.distributed.get_rank() if world > 1 else 0
     return rank, world
+
+
+def is_writer() -> bool:
+    """Only rank 0 of a distributed run writes records and checkpoints or deletes files."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
+        or torch.distributed.get_rank() == 0
+
+
+def allow_many_compiled_graphs():
+    """Raise torch._dynamo's recompile limits: a sweep compiles many variants (and shapes) in one
+    process, and past the default limit of 8 later ones silently run uncompiled."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    for name, value in (("recompile_limit", 256), ("cache_size_limit", 256),
+                        ("accumulated_recompile_limit", 4096), ("accumulated_cache_size_limit", 4096)):
+        if hasattr(config, name) and getattr(config, name) < value:
+            setattr(config, name, value)
 
 
 def git_commit() -> str:
@@ -205,67 +398,125 @@ def git_commit() -> str:
 
 
 def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="auto",
-        checkpoint: Path | None = None, progress=True, desc="train", tokens_per_step=0) -> dict:
+        checkpoint: Path | None = None, progress=True, desc="train", tokens_per_step=0,
+        settings: dict | None = None) -> dict:
     """Train ``objective.encoder`` for ``cfg.steps``; resume from ``checkpoint`` if it exists.
 
     ``batch_fn(step, rank, world)`` returns the batch ``(inputs, pad_mask, targets)`` of a step
     (deterministic in ``step``); ``eval_fn(encoder)`` returns a dict of dev metrics.
+    ``settings`` (what defines the run) go into the checkpoint; a checkpoint made with other
+    settings is refused, naming the differences.  With a checkpoint, SIGTERM / SIGINT stop the
+    run at the end of the current step, after writing the checkpoint (:class:`Stopped`).
     """
     model = objective.encoder
     device = resolve_device(device)
-    rank, world = _distributed()
+    rank, world = _distributed(device)
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
     cuda = device.startswith("cuda")
     objective.to(device)
     optimizer = _optimizer(model, cfg)
     history = {"step": [], "train_loss": [], "dev": []}
-    start = 0
+    start, wall_before = 0, 0.0
     if checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         check_compatible(state, model.cfg, checkpoint)
+        if settings is not None:
+            saved = state.get("settings")
+            if saved is None:
+                raise ValueError(f"checkpoint {checkpoint} holds no settings (made by an older version); "
+                                 "delete it to start the run over")
+            diffs = settings_differences(saved, settings)
+            if diffs:
+                raise ValueError(f"checkpoint {checkpoint} was made with other settings ({'; '.join(diffs[:4])}"
+                                 f"{'; ...' if len(diffs) > 4 else ''}); delete it to start the run over with "
+                                 "these settings, or use another output directory")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
+        if cuda and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], torch.device(device))
         start, history = state["step"], state["history"]
+        wall_before = float(state.get("wall_time_s", 0.0))
+        if start > cfg.steps:
+            raise ValueError(f"checkpoint {checkpoint} is at step {start}, past this run's {cfg.steps} steps; "
+                             "delete it to start the run over, or use another output directory")
     # heads a step does not use (the classifier while pre-training) get no gradient: find_unused_parameters
     wrapped = (torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
                if world > 1 else objective)
+    if cuda:
+        allow_many_compiled_graphs()
     step_fn = torch.compile(wrapped) if cuda else wrapped
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
     t0, running = time.perf_counter(), []
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress or rank != 0, leave=False,
                mininterval=2.0)
-    for step in bar:
-        model.train()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = [b.to(device) for b in batch_fn(step, rank, world)]
-        with autocast:
-            loss = step_fn(*batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
-        running.append(loss.item())
-        done = step + 1
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            model.eval()
-            with torch.no_grad(), autocast:
-                metrics = eval_fn(model)
-            history["step"].append(done)
-            history["train_loss"].append(sum(running) / len(running))
-            history["dev"].append(metrics)
-            running = []
-            bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}")
-        if checkpoint is not None and rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_checkpoint(checkpoint, {"step": done, "model": model.state_dict(),
-                                         "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(),
-                                         "history": history, "encoder": asdict(model.cfg)})
-    wall = time.perf_counter() - t0
-    steps_run = cfg.steps - start
-    return {"history": history, "wall_time_s": wall, "steps_run": steps_run, "device": device,
-            "tokens_per_s": tokens_per_step * steps_run / wall if wall > 0 and steps_run else None}
+
+    def save(done):
+        save_checkpoint(checkpoint, {"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "rng": torch.get_rng_state(),
+                                     "cuda_rng": torch.cuda.get_rng_state(torch.device(device)) if cuda else None,
+                                     "history": history, "encoder": asdict(model.cfg), "settings": settings,
+                                     "wall_time_s": wall_before + time.perf_counter() - t0})
+
+    with _StopOnSignal(checkpoint is not None) as stop:
+        for step in bar:
+            _train_step(step, objective, model, optimizer, step_fn, autocast, batch_fn, eval_fn, cfg, device,
+                        rank, world, history, running)
+            done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                running = []
+                bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}")
+            stopping = _agreed(stop.signum, world, device) if checkpoint is not None else 0
+            if checkpoint is not None and rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps
+                                                         or stopping):
+                save(done)
+            if stopping:
+                bar.close()
+                name = signal.Signals(stopping).name
+                print(f"{desc}: {name} received, stopped after step {done} of {cfg.steps}; checkpoint "
+                      f"{checkpoint} written, run the same command again to resume", flush=True)
+                raise Stopped(128 + stopping)
+    if world > 1:
+        torch.distributed.barrier()          # rank 0's last checkpoint is written before anyone reads it
+    wall = wall_before + time.perf_counter() - t0
+    return {"history": history, "wall_time_s": wall, "steps_run": cfg.steps - start, "device": device,
+            "tokens_per_s": tokens_per_step * cfg.steps / wall if wall > 0 else None,
+            "rank": rank, "world_size": world, "settings": settings}
+
+
+def _agreed(signum: int, world: int, device: str) -> int:
+    """The signal every process stops for (the largest any of them received): under DDP the
+    processes must stop after the same step, or the next all-reduce would wait forever."""
+    if world == 1:
+        return signum
+    flag = torch.tensor([signum], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return int(flag.item())
+
+
+def _train_step(step, objective, model, optimizer, step_fn, autocast, batch_fn, eval_fn, cfg, device, rank, world,
+                history, running):
+    """One optimisation step (and the evaluation due after it)."""
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(step, cfg)
+    batch = [b.to(device) for b in batch_fn(step, rank, world)]
+    with autocast:
+        loss = step_fn(*batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+    optimizer.step()
+    running.append(loss.item())
+    done = step + 1
+    if done % cfg.eval_every == 0 or done == cfg.steps:
+        model.eval()
+        with torch.no_grad(), autocast:
+            metrics = eval_fn(model)
+        history["step"].append(done)
+        history["train_loss"].append(sum(running) / len(running))
+        history["dev"].append(metrics)
 
 
 def _device_name(device: str) -> str:
@@ -279,7 +530,8 @@ def _record(kind, variant, profile, seed, result, model, extra) -> dict:
             "encoder": asdict(model.cfg), "train": extra.pop("train"), "device": _device_name(result["device"]),
             "torch": torch.__version__, "commit": git_commit(), "wall_time_s": result["wall_time_s"],
             "tokens_per_s": result["tokens_per_s"], "parameters": parameter_counts(model),
-            "curves": result["history"], **extra}
+            "curves": result["history"], "world_size": result.get("world_size", 1),
+            **({"settings": result["settings"]} if result.get("settings") is not None else {}), **extra}
 
 
 def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Path | None = None,
@@ -291,16 +543,14 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
     are written there, and a killed run resumes from the checkpoint.
     """
     from .data import load_corpus
-    from .data.tokenizer import load_tokenizer, tokenizer_id
+    from .data.tokenizer import tokenizer_id
 
-    prof = get_profile(profile)
-    cfg = replace(prof.pretrain, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
-    tokenizer = load_tokenizer(prof.tokenizer)
+    prof, cfg, tokenizer, enc_cfg, settings = _pretrain_setup(variant, profile, seed, steps, train_overrides,
+                                                              model_overrides)
     blocks = encoded_once(("corpus", prof.data, prof.seq_len), tokenizer,
                           lambda: mlm_blocks(load_corpus(prof.data), tokenizer, prof.seq_len))
     train_blocks, dev_blocks = split_blocks(blocks)
     torch.manual_seed(seed)
-    enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(), **{**prof.model, **model_overrides})
     model = Encoder(enc_cfg)
     special = [tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]")]
     mask_id, vocab = tokenizer.token_to_id("[MASK]"), tokenizer.get_vocab_size()
@@ -333,7 +583,7 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
 
     ckpt = Path(out) / f"pretrain-{variant}-s{seed}.pt" if out else None
     result = run(Objective(model, "mlm"), cfg, batch_fn, eval_fn, device=device, checkpoint=ckpt, progress=progress,
-                 desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * prof.seq_len)
+                 desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * prof.seq_len, settings=settings)
     on_text = kernels_on_text(model, dev_blocks[:TEXT_BLOCKS])
     record = _record("pretrain", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "data": {"source": prof.data, "train_blocks": len(train_blocks),
@@ -355,23 +605,16 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
     ``regression=True`` (``vader_sent`` only) predicts the human rating with a squared error.
     Returns ``(model, record)`` with dev and test metrics.
     """
-    from .data import load_task, task_info
-    from .data.tokenizer import load_tokenizer, tokenizer_id
+    from .data import load_task
+    from .data.tokenizer import tokenizer_id
 
-    prof = get_profile(profile)
-    cfg = replace(prof.finetune, seed=seed, **({"steps": steps} if steps else {}), **(train_overrides or {}))
-    if regression and task != "vader_sent":
-        raise ValueError(f"regression is only defined for vader_sent (its human score), not {task!r}")
-    tokenizer = load_tokenizer(prof.tokenizer)
-    info = task_info(task, prof.data)
-    labels = info["labels"]
+    prof, cfg, tokenizer, labels, enc_cfg, settings = _finetune_setup(
+        variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides)
     splits = {s: encoded_once(("task", task, s, prof.data, prof.seq_len, tuple(labels), regression), tokenizer,
                               lambda s=s: encode_task(load_task(task, s, prof.data), tokenizer, prof.seq_len,
                                                       labels, regression))
               for s in ("train", "dev", "test")}
     torch.manual_seed(seed)
-    enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
-                            n_classes=1 if regression else len(labels), **{**prof.model, **model_overrides})
     model = Encoder(enc_cfg)
     if pretrained is not None:
         if isinstance(pretrained, (str, Path)):
@@ -414,7 +657,7 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
                  lambda net: evaluate(net, "dev", cfg.eval_batches * cfg.batch_size), device=device,
                  checkpoint=Path(out) / f"finetune-{variant}-{task}-s{seed}.pt" if out else None,
                  progress=progress, desc=f"finetune {variant} on {task}",
-                 tokens_per_step=cfg.batch_size * int(mask.sum(1).float().mean()))
+                 tokens_per_step=cfg.batch_size * int(mask.sum(1).float().mean()), settings=settings)
     model.eval()
     with torch.no_grad():
         final = {"dev": evaluate(model, "dev"), "test": evaluate(model, "test")}
@@ -522,13 +765,17 @@ def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_clas
 
 
 def write_record(record: dict, path: Path):
+    """Validate, then write atomically (rank 0 only under DDP; the others wait for it)."""
     from .records import validate_record
 
     validate_record(record)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    if is_writer():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()          # every process sees the record once this returns
 
 
 def train_probe(variant: str, probe: str, *, train_length: int = 32, test_lengths=(32, 64), n_train: int = 4000,

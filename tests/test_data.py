@@ -14,6 +14,15 @@ from compattn.data import readers as R
 from compattn.data.tokenizer import load_tokenizer
 
 
+def fake_build(root: Path) -> dict:
+    """A manifest listing every file under ``root`` (a stand-in for a real build)."""
+    files = {p.relative_to(root).as_posix(): {"bytes": p.stat().st_size, "sha256": B.sha256(p)}
+             for p in sorted(root.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+    manifest = {"files": files, "id": B.manifest_id(files)}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
 # --- readers -------------------------------------------------------------------------------------
 def test_sword_ztext_reader(tmp_path):
     verses = ['<div osisID="Gen" sID="g1" type="book"/>', "<chapter sID=\"Gen.1\"/>In the <w>beginning</w>.",
@@ -155,11 +164,12 @@ def test_bad_input(tmp_path, monkeypatch):
     monkeypatch.setenv("COMPATTN_DATA", str(tmp_path))
     with pytest.raises(ValueError, match="python -m compattn data"):
         data.load_corpus("full")
-    (tmp_path / "manifest.json").write_text("{}")
     (tmp_path / "corpus.txt").write_bytes(b"caf\xe9 au lait\n")
+    fake_build(tmp_path)
     with pytest.raises(ValueError, match="not UTF-8"):
         data.load_corpus("auto")
     (tmp_path / "corpus.txt").write_text("\n\n")
+    fake_build(tmp_path)
     with pytest.raises(ValueError, match="holds no text"):
         data.load_corpus("full")
     with pytest.raises(ValueError, match="no tokenizer file"):
@@ -206,3 +216,129 @@ def test_probe_bad_input():
         make_probe("sorting", 10, 16)
     with pytest.raises(ValueError, match="length >= 8"):
         make_probe("brackets", 10, 4)
+
+
+# --- all-or-nothing data, pinned downloads, reproducible tokenizer, cleaning (issue: runs and data) ---
+def test_a_file_that_does_not_match_the_manifest_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPATTN_DATA", str(tmp_path))
+    folder = tmp_path / "tasks" / "wn_pos"
+    folder.mkdir(parents=True)
+    (tmp_path / "corpus.txt").write_text("A paragraph of text.\n")
+    rows = "".join(json.dumps({"text": f"row {i}", "label": "noun"}) + "\n" for i in range(10))
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.jsonl").write_text(rows)
+    (folder / "info.json").write_text(json.dumps({"labels": ["noun"], "counts": {}, "pair": False}))
+    fake_build(tmp_path)
+    assert len(data.load_task("wn_pos", "train", "full")) == 10
+    assert data.data_id("full") == json.loads((tmp_path / "manifest.json").read_text())["id"]
+    (folder / "train.jsonl").write_text(rows[:30])                          # a half-written file
+    with pytest.raises(data.DataMismatch, match=r"train.jsonl has 30 bytes .*python -m compattn data"):
+        data.load_task("wn_pos", "train", "full")
+    (folder / "train.jsonl").write_text(rows.replace("row 1", "row 7"))      # same size, other bytes
+    with pytest.raises(data.DataMismatch, match=r"train.jsonl does not match its sha256"):
+        data.load_task("wn_pos", "train", "auto")
+    (tmp_path / "manifest.json").unlink()                                   # an interrupted install
+    with pytest.raises(data.DataMismatch, match="unfinished data build"):
+        data.load_corpus("auto")
+    assert data.load_corpus("sample")                                       # the sample is never affected
+
+
+def test_install_moves_a_finished_build_into_place(tmp_path):
+    target, work = tmp_path / "data", tmp_path / "data" / B.PARTIAL
+    (target / "tasks" / "old").mkdir(parents=True)
+    (target / "manifest.json").write_text("{}")
+    (work / "tasks" / "new").mkdir(parents=True)
+    for name in ("corpus.txt", "tokenizer.json", B.TOKENIZER_STAMP, "manifest.json"):
+        (work / name).write_text(name)
+    B._install(work, target)
+    assert (target / "manifest.json").read_text() == "manifest.json"
+    assert sorted(p.name for p in (target / "tasks").iterdir()) == ["new"]
+    assert not work.exists() and not (target / ".old-tasks").exists()
+
+
+def test_downloads_are_checked_against_their_pinned_sha256(tmp_path):
+    good = b"the right bytes"
+    files = {"pkg": ("pkg_1.0_all.deb", __import__("hashlib").sha256(good).hexdigest())}
+    calls = []
+
+    def download(missing, folder, payload):
+        calls.append(list(missing))
+        (folder / "pkg_1.0_all.deb").write_bytes(payload)
+
+    (tmp_path / "pkg_1.0_all.deb").write_bytes(good[:5])                   # truncated
+    B._checked(files, tmp_path, lambda m, f: download(m, f, good))
+    assert calls == [["pkg"]] and (tmp_path / "pkg_1.0_all.deb").read_bytes() == good
+    B._checked(files, tmp_path, lambda m, f: download(m, f, good))          # fine: nothing fetched
+    assert calls == [["pkg"]]
+    (tmp_path / "pkg_1.0_all.deb").write_bytes(b"bad")
+    with pytest.raises(B.DataUnavailable, match="pinned sha256 .* even after a fresh download"):
+        B._checked(files, tmp_path, lambda m, f: download(m, f, b"still bad"))
+    assert not (tmp_path / "pkg_1.0_all.deb").exists(), "a bad file is never left to be unpacked"
+    assert set(B.PINNED_DEBS) == set(B.DEBIAN_PACKAGES)
+    assert B._version("fortunes_1%3a1.99.1-7.3_all.deb") == "1:1.99.1-7.3"
+
+
+def test_the_data_command_never_shows_a_traceback(tmp_path, monkeypatch, capsys):
+    from compattn.__main__ import main
+
+    monkeypatch.setattr(B.shutil, "which", lambda name: None)
+    assert main(["data", "--dir", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: apt-get/dpkg-deb not found") and err.count("\n") == 1
+    monkeypatch.setattr(B, "fetch", lambda cache: (_ for _ in ()).throw(EOFError("Compressed file ended")))
+    assert main(["data", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "EOFError: Compressed file ended" in err and "Traceback" not in err and err.count("\n") == 1
+
+
+TRAIN_TWICE = """
+import sys
+from compattn.data import load_corpus
+from compattn.data.tokenizer import train_tokenizer
+train_tokenizer(load_corpus("sample"), vocab_size=8000).save(sys.argv[1])
+"""
+
+
+def test_tokenizer_training_is_reproducible_across_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONHASHSEED", None)                 # fresh hash seeds: what made two builds differ
+    procs = [subprocess.Popen([sys.executable, "-c", TRAIN_TWICE, str(tmp_path / f"t{i}.json")], env=env,
+                              stderr=subprocess.PIPE) for i in range(2)]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
+    first, second = (tmp_path / "t0.json").read_bytes(), (tmp_path / "t1.json").read_bytes()
+    assert first == second
+    tok = load_tokenizer(str(tmp_path / "t0.json"))
+    assert [tok.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")] == [0, 1, 2, 3, 4]
+    assert tok.get_vocab_size() == 8000 and tok.encode("a b").tokens == ["[CLS]", "a", "b", "[SEP]"]
+    assert tok.get_added_tokens_decoder().keys() == {0, 1, 2, 3, 4}   # the ##c helpers are plain pieces
+
+
+def test_control_characters_and_dictd_headers_leave_the_corpus(tmp_path):
+    assert R.strip_controls("your whole ____\b\b\b\bBODY!\x07 ok\tfine") == "your whole BODY! ok\tfine"
+    (tmp_path / "f").write_text("Ring\x07 the bell.\n%\nx\by\n%\n")
+    assert R.fortunes(tmp_path / "f") == ["Ring the bell.", "y"]
+    body = b"00-database-info\nThe original data ... PREFACE The Devil's Dictionary was begun\nCAT, n. A cat.\n"
+    (tmp_path / "devil.dict.dz").write_bytes(gzip.compress(body))
+    start, size = body.index(b"CAT"), len(b"CAT, n. A cat.\n")
+
+    def b64(n):
+        return R._B64[n // 64] + R._B64[n % 64]
+    (tmp_path / "devil.index").write_text(f"00databaseinfo\tA\t{b64(start)}\ncat\t{b64(start)}\t{b64(size)}\n")
+    assert R.dictd_entries(tmp_path / "devil.dict.dz") == [("cat", "CAT, n. A cat.\n")]
+
+
+def test_contradictory_labels_are_dropped_and_vader_sentences_stay_in_one_split():
+    rows = [{"text": "a", "text_b": "x", "label": 1}, {"text": "a", "text_b": "x", "label": 0},
+            {"text": "a", "text_b": "y", "label": 0}, {"text": "b", "label": "n"}, {"text": "b", "label": "n"}]
+    kept, dropped = B.drop_contradictions(rows)
+    assert dropped == 1 and kept == rows[2:]
+    same = [{"domain": d, "id": str(i), "score": 2.0, "text": f"sentence number {i % 50} is rated"}
+            for i, d in enumerate(["movie", "nyt", "tweets", "amazon"] * 50)]
+    splits: dict = {}
+    for row in B.vader_tasks(same)["vader_sent"]:
+        assert splits.setdefault(row["text"], row["split"]) == row["split"]

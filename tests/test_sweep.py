@@ -54,15 +54,17 @@ def test_chance_levels_come_from_the_records_and_must_agree():
 
 
 def test_a_finished_run_is_skipped_and_a_table_regenerates_from_json(tmp_path):
-    _, record = finetune("none", "wn_pos_context", None, "tiny", steps=2, progress=False, out=tmp_path)
+    kw = dict(tasks=("wn_pos_context",), seeds=(0,), progress=False, steps={"pretrain": 2, "finetune": 2})
+    S.sweep(["none"], "tiny", tmp_path, **kw)
     name = S.run_name("finetune", "none", 0, "wn_pos_context")
     assert S.finished(tmp_path, name)
+    record = json.loads((tmp_path / f"{name}.json").read_text())
     (tmp_path / "broken.json").write_text("{")
     assert not S.finished(tmp_path, "broken")
     (tmp_path / "broken.json").unlink()
-    done = S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
-                   steps={"pretrain": 2, "finetune": 2})
-    assert done == ["pretrain-none-s0"]          # the fine-tuning record already existed
+    (tmp_path / "pretrain-none-s0.json").unlink()
+    done = S.sweep(["none"], "tiny", tmp_path, **kw)
+    assert done == ["pretrain-none-s0"]          # the fine-tuning record already existed, with its settings
     assert (tmp_path / S.COMPLETE).exists()      # every planned run has its record
     records = S.load_records(tmp_path)
     table = S.results_table(S.aggregate(records), baseline="none")
@@ -119,11 +121,13 @@ def test_a_sweep_refuses_to_resume_with_another_tokenizer(tmp_path):
 def test_the_full_data_tokenizer_is_kept_beside_the_records_and_named_in_the_error(tmp_path, monkeypatch):
     from compattn.data.tokenizer import load_tokenizer, tokenizer_id, train_tokenizer
 
+    from test_data import fake_build
+
     data = tmp_path / "data"
     data.mkdir()
-    (data / "manifest.json").write_text("{}")                       # "auto" now means the full data
     train_tokenizer([["a small corpus of words", "and some other words"]], vocab_size=60).save(
         str(data / "tokenizer.json"))
+    fake_build(data)                                                 # "auto" now means the full data
     monkeypatch.setenv("COMPATTN_DATA", str(data))
     out = tmp_path / "runs"
     S.check_tokenizer(out, "small")
@@ -134,6 +138,7 @@ def test_the_full_data_tokenizer_is_kept_beside_the_records_and_named_in_the_err
                                                               for p in Path(directory).glob("pretrain-*.json")])
     train_tokenizer([["quite different words here", "nothing alike"]], vocab_size=60).save(
         str(data / "tokenizer.json"))                                # a rebuilt data set
+    fake_build(data)
     with pytest.raises(ValueError, match="copy .*tokenizer.json over the data directory's"):
         S.check_tokenizer(out, "small")
 
@@ -162,3 +167,68 @@ def test_committed_results_are_complete_valid_and_made_with_one_tokenizer(direct
     if (out / S.KEPT_TOKENIZER).exists():                 # the vocabulary behind the numbers
         from compattn.data.tokenizer import load_tokenizer, tokenizer_id
         assert {r["data"]["tokenizer"] for r in records} == {tokenizer_id(load_tokenizer(str(out / S.KEPT_TOKENIZER)))}
+
+
+# --- sweeps that heal and know what made their runs ---------------------------------------------
+def _settings(steps: int) -> dict:
+    return {"kind": "pretrain", "variant": "a", "profile": "tiny", "seed": 0, "encoder": {}, "train": {"steps": steps},
+            "tokenizer": "t", "data": "d", "world_size": 1}
+
+
+def _fake_record(name: str, settings=None) -> dict:
+    kind, variant, seed = name.split("-")[0], name.split("-")[1], int(name.rsplit("-s", 1)[1])
+    record = {"kind": kind, "variant": variant, "profile": "tiny", "seed": seed, "encoder": {
+        "variant": variant, "vocab_size": 1, "d_model": 1, "n_heads": 1, "n_layers": 1},
+        "train": {"steps": 1, "batch_size": 1, "lr": 1.0}, "device": "cpu", "torch": "x", "commit": "x",
+        "wall_time_s": 1.0, "tokens_per_s": 1.0, "parameters": {"total": 1},
+        "curves": {"step": [], "train_loss": [], "dev": []}, "final": {}}
+    return {**record, **({"settings": settings} if settings is not None else {})}
+
+
+def test_corrupt_records_are_set_aside_and_run_again(tmp_path, capsys):
+    runs = [("pretrain", "a", 0, None), ("pretrain", "b", 0, None)]
+    executed = []
+
+    def execute(*run):
+        name = S.run_name(*run)
+        executed.append(name)
+        (tmp_path / f"{name}.json").write_text(json.dumps(_fake_record(name, _settings(1))))
+
+    settings_of = lambda *run: _settings(1)                                  # noqa: E731
+    assert S.run_resumable(tmp_path, runs, S.run_name, execute, settings_of=settings_of, profile="tiny",
+                           desc="t", progress=False) == ["pretrain-a-s0", "pretrain-b-s0"]
+    (tmp_path / "pretrain-a-s0.json").write_text('{"kind": "pretrain", "variant": "a", "se')   # truncated
+    bad = _fake_record("pretrain-b-s0", _settings(1))
+    del bad["curves"]                                                        # schema-invalid
+    (tmp_path / "pretrain-b-s0.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="pretrain-a-s0.json: "):
+        S.load_records(tmp_path)
+    executed.clear()
+    assert S.run_resumable(tmp_path, runs, S.run_name, execute, settings_of=settings_of, profile="tiny",
+                           desc="t", progress=False) == ["pretrain-a-s0", "pretrain-b-s0"]
+    err = capsys.readouterr().err
+    assert "pretrain-a-s0.json is not a valid record" in err and "pretrain-b-s0.json is not a valid record" in err
+    assert len(list(tmp_path.glob("pretrain-a-s0.json.corrupt-*"))) == 1
+    assert len(S.load_records(tmp_path)) == 2 and (tmp_path / S.COMPLETE).exists()
+    # a record made with other settings is refused by name, and complete.json needs matching settings
+    with pytest.raises(ValueError, match=r"pretrain-a-s0.json was made with other settings .*train.steps: 1 -> 2"):
+        S.run_resumable(tmp_path, runs, S.run_name, execute, settings_of=lambda *run: _settings(2),
+                        profile="tiny", desc="t", progress=False)
+    with pytest.raises(ValueError, match="2 runs of .* have no record"):
+        S.mark_complete(tmp_path, ["pretrain-a-s0", "pretrain-b-s0"],
+                        settings={"pretrain-a-s0": _settings(2), "pretrain-b-s0": _settings(2)})
+
+
+def test_a_sweep_with_another_profile_or_steps_refuses_instead_of_calling_itself_done(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPATTN_DATA", str(tmp_path / "no-data"))          # "small" runs on the sample
+    kw = dict(tasks=("wn_pos_context",), seeds=(0,), progress=False)
+    done = S.sweep(["none"], "tiny", tmp_path, steps={"pretrain": 1, "finetune": 1}, **kw)
+    assert done == ["pretrain-none-s0", "finetune-none-wn_pos_context-s0"]
+    marker = (tmp_path / S.COMPLETE).read_text()
+    assert S.sweep(["none"], "tiny", tmp_path, steps={"pretrain": 1, "finetune": 1}, **kw) == []
+    with pytest.raises(ValueError, match=r"pretrain-none-s0.json was made with other settings .*profile: 'tiny' "
+                                         r"-> 'small'"):
+        S.sweep(["none"], "small", tmp_path, steps={"pretrain": 1, "finetune": 1}, **kw)
+    with pytest.raises(ValueError, match=r"other settings .*train.steps: 1 -> 2"):
+        S.sweep(["none"], "tiny", tmp_path, steps={"pretrain": 2, "finetune": 1}, **kw)
+    assert (tmp_path / S.COMPLETE).read_text() == marker

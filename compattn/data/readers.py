@@ -171,16 +171,32 @@ def dictd_entries(dict_dz: Path) -> list[tuple[str, str]]:
     entries = []
     for line in dict_dz.with_name(dict_dz.name.replace(".dict.dz", ".index")).read_text("utf-8").splitlines():
         parts = line.split("\t")
-        if len(parts) < 3 or parts[0].startswith("00-database"):
-            continue
+        if len(parts) < 3 or parts[0].startswith(("00-database", "00database")):
+            continue  # the database's header entries (its info entry holds the preface)
         start, size = _b64_number(parts[1]), _b64_number(parts[2])
         entries.append((parts[0], text[start:start + size].decode("utf-8", errors="replace")))
     return entries
 
 
+_OVERSTRUCK = re.compile(r"[^\x08\n]\x08")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def strip_controls(text: str) -> str:
+    """Text as a terminal would show it: each backspace erases the character before it
+    (``____^H^H^H^HBODY`` -> ``BODY``), then other control characters (bells, form feeds,
+    escapes) are dropped.  Tabs and newlines stay."""
+    while True:
+        erased = _OVERSTRUCK.sub("", text)
+        if erased == text:
+            break
+        text = erased
+    return _CONTROL.sub("", text)
+
+
 def fortunes(path: Path) -> list[str]:
-    """The cookies of one fortune file, each as one paragraph."""
-    raw = path.read_text("utf-8", errors="replace")
+    """The cookies of one fortune file, each as one paragraph, without control characters."""
+    raw = strip_controls(path.read_text("utf-8", errors="replace"))
     return [re.sub(r"\s+", " ", c).strip() for c in raw.split("\n%\n") if c.strip()]
 
 

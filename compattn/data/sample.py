@@ -54,6 +54,6 @@ def make_sample(full_dir: Path, out_dir: Path) -> dict:
             plain = folder / f"{split}.jsonl"
             _gzip(plain.read_text(), plain.with_suffix(".jsonl.gz"))
             plain.unlink()
-    if not (out_dir / "tokenizer.json").exists():   # kept once trained (see build.py on ties)
+    if not (out_dir / "tokenizer.json").exists():   # kept: checkpoints and records name its id
         train_tokenizer(documents, vocab_size=SAMPLE_VOCAB).save(str(out_dir / "tokenizer.json"))
     return counts
