@@ -133,7 +133,10 @@ def sync(nb) -> None:
             if extra and nxt is not None and nxt["cell_type"] == "code" and not nxt["outputs"]:
                 # outputs of the imports cell that an older combined setup cell had kept
                 nxt["outputs"] = [stream(extra)]
+                nxt["execution_count"] = nxt.get("execution_count") or 3
             cell["outputs"] = [stream(banner)]
+            if cell.get("execution_count") is None:   # nbval: an unrun cell has no outputs
+                cell["execution_count"] = 2
 
 
 def main(argv: list[str]) -> int:
