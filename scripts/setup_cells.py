@@ -4,7 +4,7 @@
     python scripts/setup_cells.py --check    # exit 1 and name the chapters that differ
 
 Cell 0  hidden markdown: the book's LaTeX macros, for Jupyter (YAML front matter, read by
-        jupyterlab-myst, and ``\\newcommand``s, read by classic Jupyter and Colab); the built
+        jupyterlab-myst, and ``\\def``s, read by classic Jupyter and Colab); the built
         book takes them from ``sphinx.config.mathjax3_config`` in ``_config.yml``.
 Cell 1  the chapter's title cell (left alone).
 Cell 2  hidden code: on Colab, install the library from the repository named in
@@ -40,7 +40,9 @@ def macros() -> dict[str, str]:
 
 def macros_cell_source() -> str:
     front = "\n".join(f"  '\\{name}': '{body}'" for name, body in macros().items())
-    news = "".join(f"\\newcommand{{\\{name}}}{{{body}}}" for name, body in macros().items())
+    # \def, not \newcommand: KaTeX (jupyterlab-myst) refuses to \newcommand a macro the front
+    # matter already defined, and \def redefines silently in KaTeX and MathJax alike
+    news = "".join(f"\\def\\{name}{{{body}}}" for name, body in macros().items())
     return ("---\nmath:\n" + front + "\n---\n"
             "<!-- The book's LaTeX macros for Jupyter: the front matter above is read by "
             "jupyterlab-myst, the line below by classic Jupyter and Colab -->\n"

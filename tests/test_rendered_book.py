@@ -141,7 +141,7 @@ for (const t of document.querySelectorAll('article table')) {
 }
 for (const p of document.querySelectorAll('article pre')) {
   if (p.scrollWidth > p.clientWidth + slack)
-    out.push({kind: 'code', what: p.innerText.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 100),
+    out.push({kind: 'code', what: p.textContent.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 100),
               width: p.scrollWidth, room: p.clientWidth, scrolls: scrolls(p)});
 }
 const a = document.querySelector('article');
