@@ -117,10 +117,12 @@ return root.textContent;
 def check_raw_latex(driver) -> list[str]:
     """TeX that MathJax did not typeset: ``$``, ``\\sum``, ``\\(``, ``_{`` in prose or tables."""
     text = driver.execute_script(VISIBLE_PROSE)
-    problems = []
+    problems, shown_to = [], -1
     for match in RAW_LATEX.finditer(text):
-        start = max(match.start() - 40, 0)
-        problems.append("raw LaTeX: ..." + text[start:match.end() + 40].replace("\n", " ") + "...")
+        if match.start() < shown_to:          # one report per stretch of raw TeX
+            continue
+        start, shown_to = max(match.start() - 40, 0), match.end() + 40
+        problems.append("raw LaTeX: ..." + text[start:shown_to].replace("\n", " ") + "...")
     errors = driver.execute_script("return Array.from(document.querySelectorAll('mjx-merror'))"
                                    ".map(e => e.textContent)")
     problems += [f"MathJax error: {e}" for e in errors]
