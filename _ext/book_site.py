@@ -41,10 +41,11 @@ def repository_override() -> str | None:
 def _set_repository(app, config):
     options = dict(config.html_theme_options or {})
     # pydata-sphinx-theme logs "Got invalid theme mode: ." (a console error on every page)
-    # when no default mode is configured
-    if not options.get("default_mode"):
-        options["default_mode"] = "auto"
-        config.html_theme_options = options
+    # when no default mode is configured (it reads it from html_context)
+    context = dict(config.html_context or {})
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
+        config.html_context = context
     app.config._compattn_default_repository = options.get("repository_url", "")
     url = repository_override()
     if url:
