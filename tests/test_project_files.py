@@ -82,7 +82,7 @@ def test_one_repository_address():
         if path.exists():
             for found in pattern.findall(path.read_text()):
                 found = found.removesuffix(".git")
-                assert found == name or found.split("/")[0] in {"jupyter-book", "executablebooks"}, \
+                assert found in {name, "OWNER/NAME"} or found.split("/")[0] in {"jupyter-book", "executablebooks"}, \
                     f"{path.name} names {found!r}, not the repository of _config.yml ({name})"
 
 
