@@ -3,8 +3,13 @@
 Run ``bash scripts/book`` first.  Where Chromium, its driver or the built book is missing
 the tests are skipped with the reason -- except in CI (``CI`` set), where they fail.
 Screenshots of every page go to ``_build/screenshots/``.
+
+Each check is a function that returns the problems it finds on the open page; the
+``test_planted_*`` tests open small pages with one defect each and require that the check
+finds it, so a check that silently stopped working would fail here too.
 """
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 IN_CI = bool(os.environ.get("CI"))
+WIDE, NARROW = 1280, 390
+
+# Words that address the project's developers, not its readers.
+DEVELOPER_WORDS = re.compile(
+    r"\b(issues? (?:that|which|asked|filed|tracker)|research notes?|the lead\b|sessions?\b|"
+    r"TODO|FIXME|XXX\b|shared/reference|DESIGN\.md|work ?tree|the repository'?s history)",
+    re.IGNORECASE)
+RAW_LATEX = re.compile(r"\$|\\[A-Za-z]{2,}|\\[()\[\]{}]|\^\{|_\{")
 
 
 def toc_pages() -> list[str]:
@@ -40,13 +53,11 @@ def unavailable(reason):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chrome():
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver_path:
         unavailable("Chromium and chromedriver are not installed "
                     "(Debian: apt-get install chromium chromium-driver)")
-    if not (HTML / "index.html").exists():
-        unavailable("the book is not built; run `bash scripts/book` first")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -54,8 +65,9 @@ def browser():
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1600", "--hide-scrollbars"):
+                 "--disable-dev-shm-usage", f"--window-size={WIDE},1600", "--hide-scrollbars"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -63,57 +75,271 @@ def browser():
     driver.quit()
 
 
-VISIBLE_TEXT = """
-const body = document.body.cloneNode(true);
-body.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
-return body.textContent;
+@pytest.fixture(scope="module")
+def browser(chrome):
+    if not (HTML / "index.html").exists():
+        unavailable("the book is not built; run `bash scripts/book` first")
+    return chrome
+
+
+def open_page(driver, path: Path) -> list[dict]:
+    """Load ``path``, wait for it and for MathJax; return the browser's console log."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.set_window_size(WIDE, 1600)
+    driver.get_log("browser")                      # drop what earlier pages logged
+    driver.get(path.as_uri())
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    if 'class="math' in path.read_text():
+        WebDriverWait(driver, 30).until(
+            lambda d: d.execute_script("return window.MathJax && MathJax.startup &&"
+                                       " MathJax.startup.promise ? true : false"),
+            message=f"{path.name}: MathJax did not start")
+        driver.execute_async_script("const done = arguments[0]; MathJax.startup.promise.then(() => done(true));")
+    return driver.get_log("browser")
+
+
+# ---- the checks: each returns a list of problems on the open page ----
+
+VISIBLE_PROSE = """
+const root = (document.querySelector('article') || document.body).cloneNode(true);
+root.querySelectorAll('pre, code, script, style, mjx-container, .highlight, .cell_input,'
+                      + ' .headerlink, mjx-assistive-mml').forEach(e => e.remove());
+return root.textContent;
 """
+VISIBLE_ALL = """
+const root = (document.querySelector('article') || document.body).cloneNode(true);
+root.querySelectorAll('script, style, mjx-container').forEach(e => e.remove());
+return root.textContent;
+"""
+
+
+def check_raw_latex(driver) -> list[str]:
+    """TeX that MathJax did not typeset: ``$``, ``\\sum``, ``\\(``, ``_{`` in prose or tables."""
+    text = driver.execute_script(VISIBLE_PROSE)
+    problems, shown_to = [], -1
+    for match in RAW_LATEX.finditer(text):
+        if match.start() < shown_to:          # one report per stretch of raw TeX
+            continue
+        start, shown_to = max(match.start() - 40, 0), match.end() + 40
+        problems.append("raw LaTeX: ..." + text[start:shown_to].replace("\n", " ") + "...")
+    errors = driver.execute_script("return Array.from(document.querySelectorAll('mjx-merror'))"
+                                   ".map(e => e.textContent)")
+    problems += [f"MathJax error: {e}" for e in errors]
+    return problems
+
+
+OVERFLOW = """
+const slack = 1;
+const out = [];
+const scrolls = e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+for (const t of document.querySelectorAll('article table')) {
+  let box = t.parentElement;
+  while (box && box.tagName !== 'ARTICLE' && !scrolls(box)) box = box.parentElement;
+  box = box || t.parentElement;
+  if (t.getBoundingClientRect().width > box.clientWidth + slack)
+    out.push({kind: 'table', what: t.innerText.slice(0, 80), width: t.getBoundingClientRect().width,
+              room: box.clientWidth, scrolls: scrolls(box)});
+}
+for (const p of document.querySelectorAll('article pre')) {
+  if (p.scrollWidth > p.clientWidth + slack)
+    out.push({kind: 'code', what: p.textContent.split('\\n').sort((a, b) => b.length - a.length)[0].slice(0, 100),
+              width: p.scrollWidth, room: p.clientWidth, scrolls: scrolls(p)});
+}
+const a = document.querySelector('article');
+return {items: out, page: document.documentElement.scrollWidth, view: window.innerWidth,
+        article: a ? [a.scrollWidth, a.clientWidth] : null};
+"""
+
+
+def check_fits_wide(driver) -> list[str]:
+    """At 1280 px every table and code block fits its column (nothing hidden behind a scroll)."""
+    driver.set_window_size(WIDE, 1600)
+    found = driver.execute_script(OVERFLOW)
+    return [f"{i['kind']} wider than its column at {WIDE} px ({i['width']:.0f} > {i['room']} px): "
+            f"{i['what']!r}" for i in found["items"]]
+
+
+def check_usable_narrow(driver) -> list[str]:
+    """At 390 px the page does not scroll sideways; a wide table or code block scrolls in
+    its own box (with a visible cue, _static/book.css) instead of running off the screen."""
+    driver.set_window_size(NARROW, 900)
+    try:
+        found = driver.execute_script(OVERFLOW)
+    finally:
+        driver.set_window_size(WIDE, 1600)
+    problems = [f"{i['kind']} runs off the screen at {NARROW} px and cannot be scrolled: {i['what']!r}"
+                for i in found["items"] if not i["scrolls"]]
+    if found["page"] > found["view"] + 1:
+        problems.append(f"the page scrolls sideways at {NARROW} px ({found['page']} > {found['view']} px)")
+    return problems
+
+
+def check_folded(driver) -> list[str]:
+    """Cells tagged hide-input show their output with the code folded away."""
+    shown = driver.execute_script("""
+      return Array.from(document.querySelectorAll('.tag_hide-input .cell_input, .tag_hide-input .cell_input pre'))
+        .filter(e => (e.checkVisibility ? e.checkVisibility({contentVisibilityAuto: true,
+                       opacityProperty: true, visibilityProperty: true}) : e.offsetHeight > 0)
+                     && e.innerText.trim() !== '')
+        .map(e => e.innerText.slice(0, 60));""")
+    return [f"a hide-input cell shows its code: {s!r}" for s in shown]
+
+
+def check_no_developer_text(driver) -> list[str]:
+    text = driver.execute_script(VISIBLE_ALL)
+    problems = []
+    for match in DEVELOPER_WORDS.finditer(text):
+        start = max(match.start() - 50, 0)
+        problems.append("text for developers: ..." + text[start:match.end() + 50].replace("\n", " ") + "...")
+    if "NBVAL_" in text:
+        problems.append("an nbval marker is visible: " + text[text.index("NBVAL_") - 20:][:60])
+    return problems
+
+
+def check_console(log: list[dict]) -> list[str]:
+    return [f"console {e['level']}: {e['message']}" for e in log if e["level"] in ("SEVERE", "ERROR")]
+
+
+def check_favicon(driver, path: Path) -> list[str]:
+    hrefs = driver.execute_script("return Array.from(document.querySelectorAll('link[rel~=icon]'))"
+                                  ".map(l => l.getAttribute('href'))")
+    if not hrefs:
+        return ["no favicon: the browser asks for /favicon.ico and gets a 404"]
+    return [f"favicon {h} does not exist" for h in hrefs
+            if "://" not in h and not (path.parent / h.split("?")[0]).exists()]
+
+
+RESULTS_NAME = re.compile(r"\b((?:sweep|beyond|evidence)-[a-z]+|bench-[a-z]+\.json)\b")
+
+
+def check_banners(driver) -> list[str]:
+    """The live banner names profile and device; results shown name theirs too."""
+    outputs = driver.execute_script("return Array.from(document.querySelectorAll('.cell_output'))"
+                                    ".map(e => e.innerText)")
+    problems = []
+    text = "\n".join(outputs)
+    if outputs and "Live cells:" in text and not re.search(r"Live cells: profile \S+, device \S+", text):
+        problems.append("the setup banner does not name the profile and the device")
+    for name in sorted(set(RESULTS_NAME.findall(text))):
+        near = [o for o in outputs if name in o]
+        if not any("device" in o and "profile" in o for o in near):
+            problems.append(f"results {name} are shown without the profile and device they were made with")
+    return problems
+
+
+def check_basics(driver, path: Path) -> list[str]:
+    problems = []
+    heading = driver.execute_script("const h = document.querySelector('article h1, main h1');"
+                                    "return h ? h.textContent.replace('#', '').trim() : '';")
+    if not heading:
+        problems.append("no title (h1)")
+    elif heading.split()[0] not in driver.title:
+        problems.append(f"<title> {driver.title!r} lacks {heading!r}")
+    if 'class="math' in path.read_text() and not driver.execute_script(
+            "return document.querySelectorAll('mjx-container').length"):
+        problems.append("MathJax typeset nothing")
+    broken = driver.execute_script("return Array.from(document.images).filter("
+                                   "i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    problems += [f"image did not load: {b}" for b in broken]
+    outputs = driver.execute_script("return Array.from(document.querySelectorAll('.cell_output'))"
+                                    ".map(e => e.textContent).join('\\n')")
+    if "Traceback (most recent call last)" in outputs or driver.execute_script(
+            "return document.querySelectorAll('.cell_output .traceback').length"):
+        problems.append("a cell output has a traceback")
+    if "|---|" in outputs or "|—|" in outputs:
+        problems.append("a Markdown table output rendered as text")
+    remote = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
+                                   ".filter(n => !n.startsWith('file:') && !n.startsWith('data:'))")
+    problems += [f"loaded from the network: {r}" for r in remote]
+    return problems
+
+
+def all_problems(driver, path: Path, log) -> dict[str, list[str]]:
+    return {"basics": check_basics(driver, path), "raw LaTeX": check_raw_latex(driver),
+            "fits at 1280 px": check_fits_wide(driver), "usable at 390 px": check_usable_narrow(driver),
+            "folded": check_folded(driver), "developer text": check_no_developer_text(driver),
+            "console": check_console(log), "favicon": check_favicon(driver, path),
+            "banners": check_banners(driver)}
 
 
 @pytest.mark.parametrize("page", toc_pages())
 def test_page_renders(browser, page):
-    from selenium.webdriver.support.ui import WebDriverWait
-
     path = HTML / f"{page}.html"
     assert path.exists(), f"{page} is in _toc.yml but {path} was not built"
-    static = path.read_text()
-    browser.get(path.as_uri())
-    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
-
-    heading = browser.execute_script("const h = document.querySelector('article h1, main h1');"
-                                     "return h ? h.textContent.replace('#', '').trim() : '';")
-    assert heading, f"{page}: no title (h1)"
-    assert heading.split()[0] in browser.title, f"{page}: <title> {browser.title!r} lacks {heading!r}"
-
-    if 'class="math' in static:
-        WebDriverWait(browser, 30).until(
-            lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length > 0"
-                                       " && !document.querySelector('.MathJax_Processing')"),
-            message=f"{page}: MathJax typeset nothing")
-        WebDriverWait(browser, 30).until(
-            lambda d: d.execute_script("return window.MathJax && MathJax.startup &&"
-                                       " MathJax.startup.promise ? true : false"))
-        browser.execute_async_script("const done = arguments[0]; MathJax.startup.promise.then(() => done(true));")
-        text = browser.execute_script(VISIBLE_TEXT)
-        for raw in ("\\[", "\\(", "$$"):
-            assert raw not in text, f"{page}: raw math {raw!r} left untypeset"
-        errors = browser.execute_script("return Array.from(document.querySelectorAll('mjx-merror'))"
-                                        ".map(e => e.textContent)")
-        assert not errors, f"{page}: MathJax errors {errors}"
-
-    broken = browser.execute_script("return Array.from(document.images).filter("
-                                    "i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
-    assert not broken, f"{page}: images that did not load: {broken}"
-
-    outputs = browser.execute_script("return Array.from(document.querySelectorAll('.cell_output'))"
-                                     ".map(e => e.textContent).join('\\n')")
-    assert "Traceback (most recent call last)" not in outputs, f"{page}: a cell output has a traceback"
-    assert not browser.execute_script("return document.querySelectorAll('.cell_output .traceback').length")
-
-    remote = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
-                                    ".filter(n => !n.startsWith('file:') && !n.startsWith('data:'))")
-    assert not remote, f"{page}: loaded resources from the network: {remote}"
-
+    log = open_page(browser, path)
     browser.save_screenshot(str(SHOTS / f"{page.replace('/', '_')}.png"))
-    # a results table printed with Markdown() must arrive as a table, not as a line of pipes
-    assert "|---|" not in outputs and "|—|" not in outputs, f"{page}: a Markdown table output rendered as text"
+    found = {k: v for k, v in all_problems(browser, path, log).items() if v}
+    assert not found, f"{page}:\n" + "\n".join(f"  [{k}] {p}" for k, v in found.items() for p in v)
+
+
+# ---- planted defects: each check must catch its defect ----
+
+PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>Planted page</title>
+{head}<style>body {{ margin: 0; }} article {{ width: 700px; margin: 0 auto; max-width: 100%; }}
+.scroll {{ overflow-x: auto; }}</style></head>
+<body><article class="bd-article"><h1>Planted page</h1>{body}</article></body></html>"""
+ICON = '<link rel="icon" href="icon.svg">'
+WIDE_TABLE = ("<table><tr>" + "".join(f"<td>column-number-{i}-with-long-text</td>" for i in range(12))
+              + "</tr></table>")
+
+
+def planted(tmp_path, body, head=ICON, name="planted.html") -> Path:
+    (tmp_path / "icon.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    path = tmp_path / name
+    path.write_text(PAGE.format(head=head, body=body))
+    return path
+
+
+def run_check(chrome, path, check):
+    log = open_page(chrome, path)
+    if check is check_console:
+        return check(log)
+    if check in (check_favicon, check_basics):
+        return check(chrome, path)
+    return check(chrome)
+
+
+def test_a_clean_planted_page_passes(chrome, tmp_path):
+    path = planted(tmp_path, "<p>Plain prose, and a small table:</p><table><tr><td>a</td></tr></table>"
+                             "<pre>print(1)</pre>")
+    log = open_page(chrome, path)
+    found = {k: v for k, v in all_problems(chrome, path, log).items() if v}
+    assert not found
+
+
+@pytest.mark.parametrize("body, check, expect", [
+    ("<p>the sum $\\sum_{r} a_r$ stays raw</p>", check_raw_latex, "raw LaTeX"),
+    ("<table><tr><td>$\\sum_{</td><td>x</td></tr></table>", check_raw_latex, "raw LaTeX"),
+    ("<p>inline \\(x\\) left</p>", check_raw_latex, "raw LaTeX"),
+    (f"<div>{WIDE_TABLE}</div>", check_fits_wide, "table wider than its column"),
+    (f"<div class='scroll'>{WIDE_TABLE}</div>", check_fits_wide, "table wider than its column"),
+    ("<pre>x = " + "1 + " * 60 + "1</pre>", check_fits_wide, "code wider than its column"),
+    (f"<div style='overflow: visible'>{WIDE_TABLE}</div>", check_usable_narrow, "cannot be scrolled"),
+    ("<div class='cell tag_hide-input'><div class='cell_input'><pre>plumbing()</pre></div>"
+     "<div class='cell_output'>out</div></div>", check_folded, "shows its code"),
+    ("<p>The issue that asked for this chapter, see the research notes.</p>",
+     check_no_developer_text, "text for developers"),
+    ("<pre># NBVAL_IGNORE_OUTPUT\nx = 1</pre>", check_no_developer_text, "nbval marker"),
+    ("<script>const THEBE_JS_URL = 1;</script><script>const THEBE_JS_URL = 1;</script>",
+     check_console, "already been declared"),
+    ("<div class='cell_output'>sweep-small: 16 runs</div>", check_banners, "without the profile and device"),
+    ("<div class='cell_output'>Live cells: profile tiny</div>", check_banners, "does not name"),
+], ids=["dollar-sum", "table-cell", "paren", "table-1280", "table-1280-scrolling", "code-1280",
+        "table-390", "hide-input", "developer-words", "nbval", "console-error", "results-banner",
+        "live-banner"])
+def test_planted_defect_is_caught(chrome, tmp_path, body, check, expect):
+    problems = run_check(chrome, planted(tmp_path, body), check)
+    assert any(expect in p for p in problems), f"{check.__name__} missed {expect!r}: {problems}"
+
+
+def test_planted_missing_favicon_is_caught(chrome, tmp_path):
+    assert any("no favicon" in p for p in run_check(chrome, planted(tmp_path, "<p>x</p>", head=""), check_favicon))
+    bad = planted(tmp_path, "<p>x</p>", head='<link rel="icon" href="missing.png">')
+    assert any("does not exist" in p for p in run_check(chrome, bad, check_favicon))
+
+
+def test_folded_code_passes(chrome, tmp_path):
+    body = ("<div class='cell tag_hide-input'><details class='hide above-input'><summary>Show code</summary>"
+            "<div class='cell_input'><pre>plumbing()</pre></div></details><div class='cell_output'>out</div></div>")
+    assert run_check(chrome, planted(tmp_path, body), check_folded) == []
