@@ -50,7 +50,7 @@ RESERVE_S = 30.0
 MAX_FILES = 8
 MAX_FILE_BYTES = 16 * 2**20
 SHARES = {"check": 0.13, "bench": 0.2, "throughput": 0.12}      # evidence gets the rest
-DRY_SHARES = {"check": 0.3, "bench": 0.2, "throughput": 0.15}   # a CPU compiles slowly
+DRY_SHARES = {"check": 0.22, "bench": 0.2, "throughput": 0.25}   # a CPU starts processes slowly
 THROUGHPUT_VARIANTS = ("absolute", "composite", "convbert")
 DATA_ARCHIVE = "compattn-data.tar.gz"
 DATA_FILES = ("manifest.json", "corpus.txt", "tokenizer.json", "tokenizer.trained-on")
@@ -353,7 +353,8 @@ def flops_per_token(model, seq_len: int, mask_rate: float = 0.15) -> float:
 
 
 def measure_throughput(variant: str, profile: str, device: str, *, seconds: float, compile_: bool,
-                       vocab_size: int | None = None, min_steps: int = 3, start_at: float | None = None) -> dict:
+                       vocab_size: int | None = None, min_steps: int = 3, start_at: float | None = None,
+                       batch: int | None = None) -> dict:
     """Steady-state training steps of one variant at a profile's model and batch (random tokens,
     no padding, 15 % masked targets; AdamW; bf16 autocast and ``torch.compile`` on CUDA)."""
     from .config import get_profile
@@ -371,7 +372,7 @@ def measure_throughput(variant: str, profile: str, device: str, *, seconds: floa
     objective = Objective(model, "mlm").to(dev)
     optimizer = _optimizer(model, prof.pretrain)
     step_fn = torch.compile(objective) if compile_ else objective
-    B, T = prof.pretrain.batch_size, prof.seq_len
+    B, T = batch or prof.pretrain.batch_size, prof.seq_len
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, vocab_size, (B, T), generator=g).to(dev)
     labels = torch.where(torch.rand(B, T, generator=g).to(dev) < 0.15, ids, torch.full_like(ids, -100))
@@ -421,24 +422,25 @@ def peak_flops(device: str):
 def _worker_main(argv):
     """``python -m compattn.gpu worker VARIANT PROFILE DEVICE SECONDS START OUT``: one process of
     the parallel-throughput measurement (eager; starts timing at the shared wall-clock START)."""
-    variant, profile, device, seconds, start_at, out = argv
+    variant, profile, device, seconds, start_at, batch, out = argv
     result = measure_throughput(variant, profile, device, seconds=float(seconds), compile_=False,
-                                start_at=float(start_at))
+                                start_at=float(start_at), batch=int(batch) or None, min_steps=1)
     Path(out).write_text(json.dumps(result))
 
 
-def parallel_gain(variant, profile, device, *, counts=(1, 2, 4), seconds=4.0, end: float, log) -> dict:
+def parallel_gain(variant, profile, device, *, counts=(1, 2, 4), seconds=4.0, end: float, log,
+                  batch: int = 0, startup_s: float = 25.0) -> dict:
     """Total tokens/s of ``n`` training processes at once on the one device, for each ``n`` in
     ``counts`` (eager steps, each process timed over the same wall-clock window)."""
     out = {}
     for n in counts:
-        if time.monotonic() + seconds + 25 > end:
+        if time.monotonic() + seconds + startup_s > end:
             log(f"parallel: no time left for {n} processes at once")
             break
         with tempfile.TemporaryDirectory() as tmp:
-            start_at = time.time() + 12 + 2 * n
+            start_at = time.time() + startup_s * 0.6 + 2 * n
             procs = [subprocess.Popen([sys.executable, "-m", "compattn.gpu", "worker", variant, profile, device,
-                                       str(seconds), str(start_at), f"{tmp}/{i}.json"],
+                                       str(seconds), str(start_at), str(batch), f"{tmp}/{i}.json"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                      for i in range(n)]
             errors = []
@@ -538,7 +540,10 @@ def run_evidence_phase(work: Path, profile: str, device: str, *, end: float, thr
         plan_path.write_text(json.dumps(plan, indent=1) + "\n")
         log(f"evidence: planned {plan['steps']} steps per run, {parallel} at once; estimated "
             f"{steps['estimated_s']:.0f} s for {sum(runs.values())} runs")
-    deadline = end - (5 if dry_run else 20)
+    # no run may start that would not end before ``end``: stop starting them one run early
+    inputs = plan["inputs"]
+    one_run = 2 * inputs["run_overhead_s"] + plan["steps"]["pretrain"] * inputs["step_s"]
+    deadline = end - max(5.0 if dry_run else 20.0, one_run)
     result = evidence.run_evidence(out, plan["profile"], device=device, steps=plan["steps"],
                                    parallel=plan.get("parallel", parallel), deadline=deadline, progress=False)
     log(f"evidence: {len(result['done'])} runs done now, {result['remaining']} remaining, "
@@ -834,14 +839,14 @@ def _throughput_phase(device, end, log, dry_run):
     profile = gpu_profile(dry_run)
     result = {"profile": profile, "variants": {}}
     cuda = device.startswith("cuda")
-    per = max(1.0, (end - time.monotonic()) * 0.5 / len(THROUGHPUT_VARIANTS))
+    per = max(1.0, (end - time.monotonic()) * 0.4 / len(THROUGHPUT_VARIANTS))
     for variant in THROUGHPUT_VARIANTS:
         if time.monotonic() > end - 5:
             result["variants"][variant] = {"skipped": "out of time"}
             continue
         try:
-            r = measure_throughput(variant, profile, device, seconds=min(per, 2.0 if dry_run else 10.0),
-                                   compile_=cuda)
+            r = measure_throughput(variant, profile, device, seconds=min(per, 1.0 if dry_run else 10.0),
+                                   compile_=cuda, batch=2 if dry_run else None)
             result["variants"][variant] = r
             log(f"throughput {variant}: {r['tokens_per_s']:,.0f} tokens/s, step {1e3 * r['step_s']:.1f} ms"
                 + (f", MFU {r['mfu']:.1%}" if r["mfu"] is not None else "")
@@ -850,7 +855,8 @@ def _throughput_phase(device, end, log, dry_run):
             result["variants"][variant] = {"error": f"{type(err).__name__}: {str(err)[:300]}"}
             log(f"throughput {variant}: ERROR {err}")
     result["parallel"] = parallel_gain("absolute", profile, device, counts=(1, 2) if dry_run else (1, 2, 4),
-                                       seconds=1.0 if dry_run else 4.0, end=end, log=log)
+                                       seconds=1.0 if dry_run else 4.0, end=end, log=log,
+                                       batch=2 if dry_run else 0, startup_s=12.0 if dry_run else 25.0)
     log("parallel:", result["parallel"]["verdict"])
     return result
 
@@ -890,7 +896,7 @@ def add_commands(sub) -> None:
     run = sub.add_parser("gpu-run", help="checks, benchmark, throughput and the evidence protocol on one GPU, "
                                          "within a time budget, packed into at most 8 files")
     run.add_argument("--out", type=Path, required=True, help="where the packed files go (and the log)")
-    run.add_argument("--budget-s", type=float, default=None, help="seconds in all (default 540; 150 dry run)")
+    run.add_argument("--budget-s", type=float, default=None, help="seconds in all (default 540; 165 dry run)")
     run.add_argument("--dry-run", action="store_true", help="the same code path on the CPU at tiny sizes")
     run.add_argument("--data", type=Path, default=None, help=f"the data archive (default gpu-data/{DATA_ARCHIVE})")
     run.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one)")
@@ -905,7 +911,7 @@ def add_commands(sub) -> None:
 def dispatch(args) -> int | None:
     """Run a gpu-* command; ``None`` if ``args.command`` is not one of them."""
     if args.command == "gpu-run":
-        budget = args.budget_s or (150.0 if args.dry_run else 540.0)
+        budget = args.budget_s or (165.0 if args.dry_run else 540.0)
         summary = gpu_run(args.out, budget, dry_run=args.dry_run, data=args.data, work=args.work)
         bad = summary.get("stopped")
         print(f"gpu-run: {'STOPPED: ' + bad if bad else 'done'}; files in {args.out}: "
