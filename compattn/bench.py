@@ -344,7 +344,9 @@ def run_benchmark(candidates, lengths, *, batch=8, n_heads=4, d_head=64, k=16, r
             results.setdefault(name, {})[str(T)] = {
                 "median_ms": 1e3 * statistics.median(times[name]), "ratio": median, "ratio_ci95": [lo, hi],
                 "rounds": len(ratios), "warmup_s": warmup, "saved_bytes": kept, "peak_bytes": peak,
-                "times_ms": [round(1e3 * t, 4) for t in times[name]]}
+                "times_ms": [round(1e3 * t, 4) for t in times[name]],
+                # transformers 5 removed BERT's relative_key_query: 4.x's algorithm, re-typed
+                **({"reimplemented": True} if getattr(module, "reimplemented", False) else {})}
         progress(f"T={T} ({len(times[BASELINE])} rounds): "
                  + ", ".join(f"{n} {results[n][str(T)]['ratio']:.2f}x" for n in names))
         del built
