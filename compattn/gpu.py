@@ -502,8 +502,9 @@ def plan_steps(*, runs: dict, step_s: float, ft_step_s: float, overhead_s: dict,
 
 
 def run_evidence_phase(work: Path, profile: str, device: str, *, end: float, throughput: dict, log,
-                       dry_run: bool) -> dict:
-    """Plan (or reload) the steps, then run the protocol until ``end``."""
+                       dry_run: bool, sessions: int = 1) -> dict:
+    """Plan (or reload) the steps, then run the protocol until ``end``.  ``sessions``: the number of
+    invocations of this size the whole sweep may take (the plan then fits that many)."""
     from .config import get_profile
 
     evidence = evidence_module()
@@ -537,7 +538,7 @@ def run_evidence_phase(work: Path, profile: str, device: str, *, end: float, thr
             runs = {k: round(v * scale) for k, v in runs.items()}
         steps = plan_steps(runs=runs, step_s=step_s, ft_step_s=ft_step_s,
                            overhead_s={"pretrain": 2 * overhead, "finetune": overhead},
-                           seconds=max(1.0, end - time.monotonic() - 5),
+                           seconds=max(1.0, end - time.monotonic() - 5) * sessions,
                            gain=throughput.get("parallel", {}).get("gain", 1.0),
                            ratio=prof.finetune.steps / prof.pretrain.steps,
                            max_steps={"pretrain": prof.pretrain.steps, "finetune": prof.finetune.steps})
@@ -546,7 +547,7 @@ def run_evidence_phase(work: Path, profile: str, device: str, *, end: float, thr
                 "inputs": {"runs": runs, "step_s": step_s, "finetune_step_s": ft_step_s,
                            "run_overhead_s": overhead, "probe_runs": len(probe["done"]),
                            "probe_s": elapsed, "parallel_gain": throughput.get("parallel", {}).get("gain", 1.0)},
-                "estimated_s": steps["estimated_s"], "fits_one_invocation": steps["fits"]}
+                "estimated_s": steps["estimated_s"], "sessions": sessions, "fits": steps["fits"]}
         plan_path.write_text(json.dumps(plan, indent=1) + "\n")
         log(f"evidence: planned {plan['steps']} steps per run, {parallel} at once; estimated "
             f"{steps['estimated_s']:.0f} s for {sum(runs.values())} runs")
@@ -696,7 +697,7 @@ def _stand_in_for_tqdm():
 
 
 def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: Path | None = None,
-            work: Path | None = None, device: str | None = None) -> dict:
+            work: Path | None = None, device: str | None = None, sessions: int = 1) -> dict:
     """Run the phases (module docstring) within ``budget_s`` seconds; returns the summary."""
     clock = Clock(budget_s, 10.0 if dry_run else RESERVE_S, DRY_SHARES if dry_run else SHARES)
     _stand_in_for_tqdm()
@@ -784,7 +785,7 @@ def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: 
         phase("evidence", lambda: run_evidence_phase(work, gpu_profile(dry_run), device,
                                                      end=clock.work_end(),
                                                      throughput=summary["phases"].get("throughput", {}),
-                                                     log=log, dry_run=dry_run))
+                                                     log=log, dry_run=dry_run, sessions=sessions))
         bench_path = out / OUT_FILES["bench"]
         if not bench_path.exists() and not dry_run:
             bench_path = _committed(OUT_FILES["bench"]) or bench_path
@@ -939,6 +940,8 @@ def add_commands(sub) -> None:
     run.add_argument("--dry-run", action="store_true", help="the same code path on the CPU at tiny sizes")
     run.add_argument("--data", type=Path, default=None, help=f"the data archive (default gpu-data/{DATA_ARCHIVE})")
     run.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one)")
+    run.add_argument("--sessions", type=int, default=1,
+                     help="plan the evidence sweep to fit this many invocations (default 1)")
     unpack_ = sub.add_parser("gpu-unpack", help="put the files of a GPU run where the chapters look")
     unpack_.add_argument("files", type=Path, nargs="+")
     unpack_.add_argument("--results", type=Path, default=None, help="default: compattn/results")
@@ -951,7 +954,8 @@ def dispatch(args) -> int | None:
     """Run a gpu-* command; ``None`` if ``args.command`` is not one of them."""
     if args.command == "gpu-run":
         budget = args.budget_s or (165.0 if args.dry_run else 540.0)
-        summary = gpu_run(args.out, budget, dry_run=args.dry_run, data=args.data, work=args.work)
+        summary = gpu_run(args.out, budget, dry_run=args.dry_run, data=args.data, work=args.work,
+                          sessions=args.sessions)
         bad = summary.get("stopped")
         print(f"gpu-run: {'STOPPED: ' + bad if bad else 'done'}; files in {args.out}: "
               + ", ".join(summary.get("files", [])))
