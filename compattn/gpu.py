@@ -957,9 +957,11 @@ def dispatch(args) -> int | None:
         summary = gpu_run(args.out, budget, dry_run=args.dry_run, data=args.data, work=args.work,
                           sessions=args.sessions)
         bad = summary.get("stopped")
-        print(f"gpu-run: {'STOPPED: ' + bad if bad else 'done'}; files in {args.out}: "
-              + ", ".join(summary.get("files", [])))
-        return 1 if bad else 0
+        errors = [name for name, phase in summary.get("phases", {}).items() if "error" in phase]
+        print(f"gpu-run: {'STOPPED: ' + bad if bad else 'done'}"
+              + (f" (errors in: {', '.join(errors)}; see {OUT_FILES['log']})" if errors else "")
+              + f"; files in {args.out}: " + ", ".join(summary.get("files", [])))
+        return 1 if bad else (4 if errors else 0)
     if args.command == "gpu-unpack":
         placed = unpack(args.files, args.results)
         print(f"gpu-unpack: {len(placed)} files placed under {args.results or 'compattn/results'}")

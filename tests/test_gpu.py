@@ -77,6 +77,17 @@ def test_pack_and_unpack_put_the_files_where_the_chapters_look(tmp_path):
     assert (results / "gpu-summary.json").exists() and len(placed) == 5
 
 
+def test_a_later_invocation_continues_the_same_plan(tmp_path):
+    work, out = tmp_path / "work", tmp_path / "out"
+    _fake_results(work, out)
+    gpu.pack(work, out, print)
+    again = tmp_path / "work-again"
+    gpu._restore_evidence(out, again, print, committed=False)
+    plan = json.loads((again / "evidence-gpu" / "plan.json").read_text())
+    assert plan["steps"] == {"pretrain": 9, "finetune": 3}
+    assert (again / "evidence-gpu" / "pretrain-absolute-s0.json").exists()
+
+
 def test_unpack_refuses_foreign_files_and_unsafe_members(tmp_path):
     bad = tmp_path / "evidence-gpu.tar.gz"
     (tmp_path / "x.json").write_text("{}")
