@@ -948,7 +948,7 @@ def add_commands(sub) -> None:
     run = sub.add_parser("gpu-run", help="checks, benchmark, throughput and the evidence protocol on one GPU, "
                                          "within a time budget, packed into at most 8 files")
     run.add_argument("--out", type=Path, required=True, help="where the packed files go (and the log)")
-    run.add_argument("--budget-s", type=float, default=None, help="seconds in all (default 540; 165 dry run)")
+    run.add_argument("--budget-s", type=float, default=None, help="seconds in all (default 540; 150 dry run)")
     run.add_argument("--dry-run", action="store_true", help="the same code path on the CPU at tiny sizes")
     run.add_argument("--data", type=Path, default=None, help=f"the data archive (default gpu-data/{DATA_ARCHIVE})")
     run.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one)")
@@ -965,7 +965,7 @@ def add_commands(sub) -> None:
 def dispatch(args) -> int | None:
     """Run a gpu-* command; ``None`` if ``args.command`` is not one of them."""
     if args.command == "gpu-run":
-        budget = args.budget_s or (165.0 if args.dry_run else 540.0)
+        budget = args.budget_s or (150.0 if args.dry_run else 540.0)
         summary = gpu_run(args.out, budget, dry_run=args.dry_run, data=args.data, work=args.work,
                           sessions=args.sessions)
         bad = summary.get("stopped")
