@@ -6,6 +6,7 @@
     python -m compattn sweep --profile small --out compattn/results/sweep-small
     python -m compattn beyond --profile small --out compattn/results/beyond-small
     python -m compattn bench --out compattn/results/bench-cpu.json
+    python -m compattn gpu-run --out DIR --budget-s 540     # everything on one GPU (compattn/gpu.py)
 """
 from __future__ import annotations
 
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
     bench.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--lengths", type=int, nargs="+", default=None, help="sequence lengths T")
+    bench.add_argument("--budget-s", type=float, default=None,
+                       help="seconds for the whole benchmark (as many rounds as fit, at least 15 per length)")
     bench.add_argument("--compile-check", action="store_true",
                        help="only check that torch.compile gives the eager numbers for every variant")
     sw = sub.add_parser("sweep", help="pre-train every variant and fine-tune it on every task (resumable)")
@@ -125,8 +128,13 @@ def main(argv=None) -> int:
             p.add_argument("--task", required=True)
             p.add_argument("--pretrained", type=Path, default=None, help="a pre-training checkpoint")
             p.add_argument("--regression", action="store_true", help="vader_sent: predict the human score")
+    from .gpu import add_commands as add_gpu_commands, dispatch as gpu_dispatch
+
+    add_gpu_commands(sub)          # gpu-run, gpu-unpack, gpu-pack-data (compattn/gpu.py)
     args = parser.parse_args(argv)
     try:
+        if args.command.startswith("gpu-"):
+            return gpu_dispatch(args)
         if args.command == "data":
             return _data_command(args)
         if args.command == "bench":
@@ -138,7 +146,7 @@ def main(argv=None) -> int:
                       f"difference {max(differences.values()):.1e} ({max(differences, key=differences.get)})")
                 return 0
             report = bench_main(quick=args.quick, out=args.out, device=args.device,
-                                lengths=tuple(args.lengths) if args.lengths else None)
+                                lengths=tuple(args.lengths) if args.lengths else None, budget_s=args.budget_s)
             print(f"benchmark report valid ({len(report['results'])} candidates)"
                   + (f", written to {args.out}" if args.out else ""))
             return 0

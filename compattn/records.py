@@ -10,8 +10,6 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import jsonschema
-
 
 def results_dir() -> Path:
     """Where the committed results live: ``compattn/results`` inside the installed package, found
@@ -65,7 +63,77 @@ RECORD_SCHEMA = {
 def validate_record(record: dict) -> None:
     """Raise ``ValueError`` naming the first field that does not fit the schema."""
     try:
-        jsonschema.validate(record, RECORD_SCHEMA)
+        validate_schema(record, RECORD_SCHEMA)
+    except ValueError as err:
+        raise ValueError(f"invalid run record at {err}") from None
+
+
+def validate_schema(instance, schema) -> None:
+    """Validate with ``jsonschema`` when it is installed, else with the small subset of JSON
+    Schema the project's schemas use (type, required, properties, enum, const, items,
+    additionalProperties, minimum, allOf with if/then), so that a machine without jsonschema
+    (a bare GPU image) still checks what it writes.  Raises ``ValueError("<path>: <message>")``."""
+    try:
+        import jsonschema
+    except ImportError:
+        problem = _first_problem(instance, schema, ())
+        if problem:
+            where, message = problem
+            raise ValueError(f"{'/'.join(map(str, where)) or '(top level)'}: {message}") from None
+        return
+    try:
+        jsonschema.validate(instance, schema)
     except jsonschema.ValidationError as err:
         where = "/".join(map(str, err.absolute_path)) or "(top level)"
-        raise ValueError(f"invalid run record at {where}: {err.message}") from None
+        raise ValueError(f"{where}: {err.message}") from None
+
+
+_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float),
+          "null": type(None), "boolean": bool}
+
+
+def _is(value, name) -> bool:
+    if name in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, _TYPES[name])
+
+
+def _first_problem(value, schema, where):
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        if not any(_is(value, t) for t in types):
+            return where, f"{value!r:.60} is not of type {' or '.join(map(repr, types))}"
+    if "enum" in schema and value not in schema["enum"]:
+        return where, f"{value!r:.60} is not one of {schema['enum']}"
+    if "const" in schema and value != schema["const"]:
+        return where, f"{schema['const']!r} was expected"
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        return where, f"{value} is less than the minimum of {schema['minimum']}"
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                return where, f"{key!r} is a required property"
+        props = schema.get("properties", {})
+        for key, sub in value.items():
+            rule = props.get(key, schema.get("additionalProperties") if key not in props else None)
+            if isinstance(rule, dict):
+                problem = _first_problem(sub, rule, where + (key,))
+                if problem:
+                    return problem
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            problem = _first_problem(item, schema["items"], where + (i,))
+            if problem:
+                return problem
+    for part in schema.get("allOf", []):
+        if "if" in part:
+            if _first_problem(value, part["if"], where) is None and "then" in part:
+                problem = _first_problem(value, part["then"], where)
+                if problem:
+                    return problem
+        else:
+            problem = _first_problem(value, part, where)
+            if problem:
+                return problem
+    return None

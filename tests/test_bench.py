@@ -8,7 +8,8 @@ from torch.testing import assert_close
 
 import compattn
 from compattn.records import results_dir
-from compattn.bench import bootstrap_interval, saved_bytes, scaling_exponent, validate_bench
+from compattn import bench
+from compattn.bench import bootstrap_interval, median_interval, saved_bytes, scaling_exponent, validate_bench
 
 from test_mixers import inputs, make
 
@@ -22,6 +23,50 @@ def test_bootstrap_interval_on_synthetic_timings():
     assert lo1 <= m1 <= hi1 and lo2 <= m2 <= hi2
     assert abs(m1 - 2.0) < 0.02 and hi1 - lo1 < hi2 - lo2
     assert bootstrap_interval([3.0] * 7) == (3.0, 3.0, 3.0)
+
+
+def test_median_interval_covers_the_true_median_at_the_nominal_rate():
+    """Order-statistic interval: exact binomial coverage >= 95 % for any continuous distribution,
+    checked over many replications of 15 rounds (the benchmark's minimum)."""
+    rng = random.Random(1)
+    hits = 0
+    for _ in range(1000):
+        values = [rng.lognormvariate(0.0, 0.3) for _ in range(15)]     # true median 1
+        m, lo, hi = median_interval(values)
+        assert lo <= m <= hi
+        hits += lo <= 1.0 <= hi
+    assert 0.94 <= hits / 1000 <= 0.995
+    assert median_interval([3.0] * 7) == (3.0, 3.0, 3.0)
+    assert median_interval([1.0, 2.0, 3.0]) == (2.0, 1.0, 3.0)      # too few rounds: the whole range
+
+
+def test_control_and_exponents_need_three_lengths():
+    report = _report()
+    report["results"]["absolute"] = {"128": {**report["results"]["none"]["128"], "ratio": 1.05,
+                                             "ratio_ci95": [0.97, 1.12]}, "exponents": {}}
+    assert bench.control(report) == {"128": {"ratio": 1.05, "ratio_ci95": [0.97, 1.12], "contains_1": True}}
+    assert scaling_exponent([512, 2048], [1.0, 16.0], min_points=3) is None
+    assert bench.exponent_lengths([128, 512, 2048]) == [128, 512, 2048]
+    assert bench.exponent_lengths([128, 512, 1024, 2048]) == [512, 1024, 2048]
+
+
+def test_a_failing_candidate_is_recorded_and_the_rest_go_on(monkeypatch):
+    real = bench.make_candidate
+
+    def make(name, *args):
+        if name == "hf_t5":
+            raise TypeError("an API this transformers version does not have")
+        return real(name, *args)
+
+    monkeypatch.setattr(bench, "make_candidate", make)
+    report = bench.run_benchmark(["absolute", "hf_t5"], (8, 16, 32), batch=1, n_heads=2, d_head=4, rounds=6,
+                                 progress=lambda s: None)
+    validate_bench(report)
+    assert "TypeError" in report["skipped"]["hf_t5"]["8"] and "hf_t5" not in report["results"]
+    assert report["results"]["absolute"]["32"]["rounds"] == 6
+    assert len(report["results"]["absolute"]["32"]["times_ms"]) == 6
+    assert set(report["control"]) == {"8", "16", "32"}
+    assert report["results"]["none"]["exponents"]["lengths"] == [8, 16, 32]
 
 
 def test_scaling_exponents():
@@ -57,6 +102,10 @@ def test_report_validation():
         validate_bench(broken)
     with pytest.raises(ValueError, match="invalid benchmark report"):
         validate_bench({"config": {}})
+    skipped = _report()
+    del skipped["results"]["none"]["128"]
+    skipped["skipped"] = {"none": {"128": "not reached within the time budget"}}
+    validate_bench(skipped)
 
 
 def test_committed_cpu_report_is_valid():
