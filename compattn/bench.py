@@ -71,11 +71,9 @@ def make_candidate(name: str, d_model: int, n_heads: int, T: int, k: int, device
     else:
         variant = name.removesuffix("+compile").removesuffix("+plain")
         opts = {"max_rel": k} if "max_rel" in compattn.options(variant) else {}
-        if name.endswith("+plain"):
-            opts["chunked"] = False
+        if name.endswith("+plain"):     # the (T, T) bias handed to fused SDPA: no blocks, no FlexAttention
+            opts["path"] = "sdpa"
         module = compattn.build(variant, d_model, n_heads, max_len=max(T, 16), **opts)
-        if name.endswith("+plain"):
-            module.flex = False       # on CUDA too: the materialised (T, T) path
         forward = torch.compile(module, dynamic=False) if name.endswith("+compile") else module
     module.to(device=device, dtype=dtype).train()
     for p in module.parameters():

@@ -61,51 +61,15 @@ PATHS = ("plain", "sdpa", "block", "flex")
 
 # --- what this module needs from the rest of the library ---------------------------------------
 def build_on_path(variant: str, path: str, d_model: int, n_heads: int, max_len: int, **opts):
-    """``variant`` made to run on execution ``path``, or ``None`` when the variant has no such
-    path.  With the library's path chooser (``compattn.mixers.paths``) this is
-    ``build(..., path=path)``; without it, the older switches (``flex``, ``chunked``) and the
-    mixing-matrix formula as the plain path."""
+    """``variant`` made to run on execution ``path`` (``build(..., path=path)``, see
+    ``compattn.mixers.paths``), or ``None`` when the variant has no such path (a convolution has
+    no attention paths: ``build`` refuses the option with a ``ValueError``)."""
     import compattn
 
     try:
-        import compattn.mixers.paths  # noqa: F401
-        has_chooser = True
-    except ImportError:
-        has_chooser = False
-    if has_chooser:
-        try:            # a path the variant does not have is a ValueError naming what it has
-            return compattn.build(variant, d_model, n_heads, max_len=max_len, path=path, **opts)
-        except ValueError:
-            return None
-    return _legacy_path(variant, path, d_model, n_heads, max_len, **opts)
-
-
-def _legacy_path(variant, path, d_model, n_heads, max_len, **opts):
-    import compattn
-
-    has_blocks = "chunked" in compattn.options(variant)
-    mixer = compattn.build(variant, d_model, n_heads, max_len=max_len,
-                           **({**opts, "chunked": path == "block"} if has_blocks else opts))
-    if not hasattr(mixer, "use_flex"):
-        return None                                   # convolutions: one path only
-    if path == "plain":
-        return _PlainPath(mixer)
-    if path == "block" and not has_blocks:
+        return compattn.build(variant, d_model, n_heads, max_len=max_len, path=path, **opts)
+    except ValueError:
         return None
-    mixer.flex = path == "flex"
-    return mixer
-
-
-class _PlainPath(torch.nn.Module):
-    """softmax(logits) @ values, materialised: the reference every path must equal."""
-
-    def __init__(self, mixer):
-        super().__init__()
-        self.mixer = mixer
-
-    def forward(self, x, pad_mask=None):
-        m = self.mixer
-        return m.project_out(m.mixing_matrix(x, pad_mask) @ m.values(x, pad_mask))
 
 
 def choose_path_source() -> str:
@@ -262,7 +226,7 @@ def check_paths(device: str, end: float, log, *, T: int, d_model: int = 64, n_he
         except NotImplementedError as err:           # a variant without a (T, T) mixing matrix
             results.append({"variant": variant, "path": "plain", "ok": True, "skipped": str(err)[:200]})
             continue
-        weights = (reference.mixer if isinstance(reference, _PlainPath) else reference).state_dict()
+        weights = reference.state_dict()
         for path in PATHS[1:]:
             if time.monotonic() > end:
                 complete = False
@@ -271,7 +235,7 @@ def check_paths(device: str, end: float, log, *, T: int, d_model: int = 64, n_he
             if mixer is None:
                 continue
             mixer.to(dev).train(False)
-            (mixer.mixer if isinstance(mixer, _PlainPath) else mixer).load_state_dict(weights)
+            mixer.load_state_dict(weights)
             for precision in ("float32", "bf16"):
                 entry = {"variant": variant, "path": path, "precision": precision}
                 backward = not (path == "flex" and dev.type == "cpu")   # no flex backward on a CPU
