@@ -10,12 +10,15 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from .config import PROFILES
+
 
 def results_dir() -> Path:
     """Where the committed results live: ``compattn/results`` inside the installed package, found
     with ``importlib.resources``, so a chapter copied anywhere (or opened on Colab after the
     install cell) reads the same records as the book."""
     return Path(str(resources.files("compattn") / "results"))
+
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 
@@ -26,7 +29,7 @@ RECORD_SCHEMA = {
     "properties": {
         "kind": {"enum": ["pretrain", "finetune", "length", "probe"]},
         "variant": {"type": "string"},
-        "profile": {"enum": ["tiny", "small", "paper"]},
+        "profile": {"enum": list(PROFILES)},
         "seed": {"type": "integer"},
         "encoder": {"type": "object", "required": ["variant", "vocab_size", "d_model", "n_heads", "n_layers"]},
         "train": {"type": "object", "required": ["steps", "batch_size", "lr"]},
