@@ -357,3 +357,179 @@ def plateau_exit(curve_steps, dev_losses, unigram_loss: float, total_steps: int)
 
 __all__ = ["PROTOCOL", "plan", "run_evidence", "best_evidence", "evidence_dir", "progress_of",
            "unigram_baseline", "plateau_exit", "run_done"]
+
+
+# --- analysis: everything the chapters show, by the protocol's rules ----------------------------
+CLAIMS = [
+    # (the paper's claim in words, X, Y): "X beats Y"
+    ("Composite attention improves on BERT's absolute positions", "composite", "absolute"),
+    ("... its fixed form alone (T5-like)", "composite_fixed", "absolute"),
+    ("... its query-based form alone (Shaw-like)", "composite_query", "absolute"),
+    ("... its key-based form alone", "composite_key", "absolute"),
+    ("Convolutions can replace absolute positions (lightweight)", "lightconv", "absolute"),
+    ("Convolutions can replace absolute positions (dynamic)", "dynconv", "absolute"),
+    ("Convolutions can replace absolute positions (on the values)", "conv_values", "absolute"),
+    ("Composite attention beats its convolution alone", "composite", "lightconv"),
+    ("Composite attention beats attention without positions", "composite", "none"),
+]
+
+
+def _finetune_arrays(records, variant, task):
+    """(P, F, N) correctness, gold labels, and the pre-training seeds, or None."""
+    import numpy as np
+
+    from .train import decode_items
+
+    rows = {}
+    for r in records:
+        if r["kind"] == "finetune" and r["variant"] == variant and r["task"] == task:
+            items = r["final"]["test"].get("items")
+            if items is None:
+                return None
+            rows[(pretrain_seed_of(r["seed"]), r["seed"] % 100)] = items
+    if not rows:
+        return None
+    pre = sorted({p for p, _ in rows})
+    fine = sorted({f for _, f in rows})
+    if len(rows) != len(pre) * len(fine):
+        return None
+    gold = np.array(decode_items(next(iter(rows.values()))["gold"]))
+    correct = np.zeros((len(pre), len(fine), len(gold)), dtype=np.int8)
+    for (p, f), items in rows.items():
+        correct[pre.index(p), fine.index(f)] = np.array(decode_items(items["pred"])) == gold
+    return correct, gold, pre
+
+
+def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
+    """Apply the protocol to a list of records: plateau exits, the gate, chance, informative
+    tasks, per-variant scores and the paired comparisons of ``CLAIMS``."""
+    import numpy as np
+
+    from . import stats
+
+    rules = PROTOCOL
+    n_boot = n_boot or rules["verdict"]["replicates"]
+    level = rules["verdict"]["level"]
+    pre = [r for r in records if r["kind"] == "pretrain"]
+    variants = sorted({r["variant"] for r in pre})
+    plateau = {}
+    for v in variants:
+        runs = sorted((r for r in pre if r["variant"] == v), key=lambda r: r["seed"])
+        plateau[v] = [{"seed": r["seed"], "left_at": r.get("plateau", {}).get("left_at"),
+                       "left_in_time": bool(r.get("plateau", {}).get("left_in_time")),
+                       "loss": r["final"]["loss"], "steps": r["train"]["steps"]} for r in runs]
+    usable = {v: sum(p["left_in_time"] for p in runs) >= rules["verdict"]["min_seeds"]
+              for v, runs in plateau.items()}
+    mean_loss = {v: float(np.mean([p["loss"] for p in runs])) for v, runs in plateau.items()}
+    gate = {"absolute": mean_loss.get("absolute"), "none": mean_loss.get("none")}
+    gate["passed"] = None not in gate.values() and gate["absolute"] <= gate["none"]
+
+    tasks = sorted({r["task"] for r in records if r["kind"] == "finetune"},
+                   key=lambda t: rules["tasks"].index(t) if t in rules["tasks"] else 99)
+    data, chance, balanced, scores = {}, {}, {}, {}
+    for t in tasks:
+        for v in variants:
+            arrays = _finetune_arrays(records, v, t)
+            if arrays is not None:
+                data[(v, t)] = arrays
+        if not any(k[1] == t for k in data):
+            continue
+        gold = next(a[1] for k, a in data.items() if k[1] == t)
+        shares = np.bincount(gold) / len(gold)
+        balanced[t] = bool(shares.max() > rules["chance"]["balanced_when_majority_above"])
+        chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
+        for v in variants:
+            if (v, t) in data:
+                correct, gold_, _ = data[(v, t)]
+                scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
+
+    informative = []
+    for t in chance:
+        best_low = -1.0
+        for v in variants:
+            if (v, t) not in data or not usable[v]:
+                continue
+            correct, gold, _ = data[(v, t)]
+            reps = stats.bootstrap([(correct, gold if balanced[t] else None)], n_boot, seed)
+            best_low = max(best_low, stats.interval(reps, level)[0] - chance[t])
+        if best_low > rules["informative"]["min_margin"]:
+            informative.append(t)
+
+    claims = []
+    for claim, x, y in CLAIMS:
+        row = {"claim": claim, "x": x, "y": y, "diff": None, "low": None, "high": None}
+        if x not in usable or y not in usable:
+            row["verdict"], row["why"] = "not established", "not run"
+        elif not (usable[x] and usable[y]):
+            row["verdict"], row["why"] = "not established", "a run did not leave the plateau"
+        elif y == "absolute" and not gate["passed"]:
+            row["verdict"], row["why"] = "not established", "gate failed: absolute under-trained"
+        elif not informative:
+            row["verdict"], row["why"] = "not established", "no informative task"
+        else:
+            pairs = [(data[(x, t)][0], data[(y, t)][0], data[(x, t)][1] if balanced[t] else None)
+                     for t in informative if (x, t) in data and (y, t) in data]
+            c = stats.compare(pairs, level, n_boot, seed)
+            row.update(diff=c["diff"], low=c["low"], high=c["high"])
+            effect = rules["verdict"]["min_effect"]
+            row["verdict"] = ("supports" if c["low"] > effect else
+                              "contradicts" if c["high"] < effect else "not established")
+            row["why"] = ""
+        claims.append(row)
+    return {"variants": variants, "plateau": plateau, "usable": usable, "mean_loss": mean_loss,
+            "gate": gate, "tasks": list(chance), "chance": chance, "balanced": balanced,
+            "scores": scores, "informative": informative, "claims": claims, "level": level}
+
+
+# --- rendering (Markdown tables that fit a page column) -----------------------------------------
+def plateau_table(a: dict) -> str:
+    """Per variant: seeds off the plateau in time, the steps at which they left, dev MLM loss."""
+    lines = ["| variant | off the plateau | left at step | dev MLM loss |", "|---|---|---|---|"]
+    for v in sorted(a["variants"], key=a["mean_loss"].get):
+        runs = a["plateau"][v]
+        steps = ", ".join("never" if p["left_at"] is None else str(p["left_at"]) for p in runs)
+        losses = [p["loss"] for p in runs]
+        spread = (max(losses) - min(losses)) / 2
+        lines.append(f"| `{v}` | {sum(p['left_in_time'] for p in runs)} of {len(runs)} | {steps} | "
+                     f"{a['mean_loss'][v]:.3f} ± {spread:.3f} |")
+    return "\n".join(lines)
+
+
+def score_tables(a: dict, per_table: int = 3) -> list[str]:
+    """Test scores (%) per variant, split into tables of ``per_table`` tasks; the last row is
+    chance.  Balanced accuracy where the protocol says so (marked *)."""
+    tasks = a["tasks"]
+    tables = []
+    for start in range(0, len(tasks), per_table):
+        part = tasks[start:start + per_table]
+        head = ["`" + t + "`" + (" *" if a["balanced"][t] else "") for t in part]
+        lines = ["| variant | " + " | ".join(head) + " |", "|---|" + "---|" * len(part)]
+        for v in a["variants"]:
+            cells = [f"{100 * a['scores'][(v, t)]:.1f}" if (v, t) in a["scores"] else "–" for t in part]
+            lines.append(f"| `{v}` | " + " | ".join(cells) + " |")
+        lines.append("| *chance* | " + " | ".join(f"{100 * a['chance'][t]:.1f}" for t in part) + " |")
+        tables.append("\n".join(lines))
+    return tables
+
+
+def claims_table(a: dict) -> str:
+    lines = ["| claim (in words) | X − Y | difference (points) | verdict |", "|---|---|---|---|"]
+    for c in a["claims"]:
+        if c["diff"] is None:
+            diff = "–"
+        else:
+            diff = f"{100 * c['diff']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+        verdict = c["verdict"] + (f" ({c['why']})" if c["why"] else "")
+        lines.append(f"| {c['claim']} | `{c['x']}` − `{c['y']}` | {diff} | {verdict} |")
+    return "\n".join(lines)
+
+
+def banner(directory: Path) -> str:
+    """Which profile and device made the evidence in ``directory``."""
+    from .sweep import load_records
+
+    records = load_records(directory)
+    profiles = sorted({r["profile"] for r in records})
+    devices = sorted({r["device"] for r in records})
+    return (f"Evidence shown: `{Path(directory).name}`, profile {', '.join(profiles)}, "
+            f"device {', '.join(devices)}, {len(records)} runs.")

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import readers as R
+from .order import order_rows
 
 DEBIAN_PACKAGES = {
     "sword-text-kjv": "King James Bible (public domain)",
@@ -306,6 +307,7 @@ def build(data_dir: Path) -> dict:
     steps.update()
     tasks = {**wordnet_tasks(list(R.wordnet_synsets(files["wordnet"]))),
              **vader_tasks(R.vader_sentences(files["vader"]))}
+    tasks["word_order"] = order_rows(R.vader_sentences(files["vader"]), split_of)   # rotations
     # held-out hygiene: no task row may occur as a sentence of the pre-training corpus
     seen = corpus_sentences(corpus_path.read_text(encoding="utf-8"))
     tasks = {name: [r for r in rows if _plain(r["text"]) not in seen] for name, rows in tasks.items()}
