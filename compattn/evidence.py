@@ -197,7 +197,11 @@ def run_done(out: Path, run: tuple, profile: str, steps: dict) -> bool:
     prof = get_profile(profile)
     kind = run[0]
     planned = steps.get(kind) or getattr(prof, kind).steps
-    return record.get("profile") == profile and record["train"]["steps"] == planned
+    if record.get("profile") != profile or record["train"]["steps"] != planned:
+        return False
+    # without settings, a fine-tuning is only as current as the pre-training it started from
+    return kind == "pretrain" or run_done(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None),
+                                          profile, steps)
 
 
 def _json_equal(a, b) -> bool:
@@ -254,9 +258,6 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
         for run in todo:
             if expired():
                 break
-            if run[0] == "finetune" and any(r[0] == "pretrain" and r[1] == run[1] and r[2] == pretrain_seed_of(run[2])
-                                            for r in todo if r not in (run,) and run_name(*r) not in done):
-                continue     # its pre-training did not run (a deadline): never here in order
             done.append(execute(run, str(out), profile, device, steps, progress))
     else:
         done = _run_parallel(todo, out, profile, device, steps, parallel, expired)
