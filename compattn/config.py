@@ -8,7 +8,11 @@
   seven minutes per variant (pre-training plus 18 fine-tunings) on two cores, so the whole
   sweep takes about two hours and resumes where it stopped;
 * ``cpu``   -- the evidence of Part III on two CPU cores (``compattn.evidence``): three
-  pre-training seeds of every variant and two fine-tuning seeds per task and checkpoint;
+  pre-training seeds of every variant and two fine-tuning seeds per task and checkpoint,
+  48 pre-trainings and 576 fine-tunings.  Estimated from the per-step times measured for
+  ``absolute`` and ``none`` at this model size on two idle cores (0.29 and 0.27 s per
+  pre-training step, about 7 s per 100-step fine-tuning plus its final evaluation): about
+  3.8 h of pre-training and 1.5 h of fine-tuning, so about 5.5 hours; it resumes run by run;
 * ``gpu``   -- the same protocol on one GPU, its steps planned from measured throughput;
 * ``paper`` -- one GPU: a BERT-small-like encoder (4 layers, d=256, 4 heads, sequence 128),
   sized so that one variant takes a few minutes on an H100.

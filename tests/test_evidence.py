@@ -132,3 +132,30 @@ def test_analysis_leaves_uninformative_tasks_out_and_checks_the_gate():
     assert "word_order" not in a["informative"]        # 50 % on a balanced binary task
     assert not a["gate"]["passed"]
     assert all(c["verdict"] == "not established" for c in a["claims"] if c["y"] == "absolute")
+
+
+def test_task_metrics_keep_items_and_balanced_accuracy():
+    import torch
+
+    from compattn.train import decode_items, majority_accuracy, task_metrics
+
+    y = torch.tensor([0] * 8 + [1] * 2)
+    logits = torch.zeros(10, 2)
+    logits[:, 0] = 1.0                                  # always class 0
+    m = task_metrics(logits, y, False, 2, items=True)
+    assert m["accuracy"] == pytest.approx(0.8) and m["balanced_accuracy"] == pytest.approx(0.5)
+    assert decode_items(m["items"]["gold"]) == y.tolist() and set(m["items"]["pred"]) == {"0"}
+    splits = {"dev": (None, None, torch.tensor([1, 1, 0])), "test": (None, None, y)}
+    chance = majority_accuracy(torch.tensor([1, 1, 1, 0]), splits, 2)
+    assert chance["test"] == pytest.approx(0.8)               # the test split's largest class
+    assert chance["train_majority"] == pytest.approx(0.2)     # the training majority scores less
+    assert chance["balanced"] == 0.5
+
+
+def test_pilot_tables_are_split_to_fit():
+    from compattn import sweep
+
+    summary = {v: {t: {"mean": 0.5, "std": 0.01, "n": 3} for t in "abcdef"} for v in ("x", "y")}
+    tables = sweep.score_tables(summary, {t: 0.5 for t in "abcdef"})
+    assert len(tables) == 2
+    assert all(t.splitlines()[0].count("|") - 1 <= 7 for t in tables)
