@@ -9,10 +9,11 @@
   sweep takes about two hours and resumes where it stopped;
 * ``cpu``   -- the evidence of Part III on two CPU cores (``compattn.evidence``): three
   pre-training seeds of every variant and two fine-tuning seeds per task and checkpoint,
-  48 pre-trainings and 576 fine-tunings.  Estimated from the per-step times measured for
-  ``absolute`` and ``none`` at this model size on two idle cores (0.29 and 0.27 s per
-  pre-training step, about 7 s per 100-step fine-tuning plus its final evaluation): about
-  3.8 h of pre-training and 1.5 h of fine-tuning, so about 5.5 hours; it resumes run by run;
+  48 pre-trainings and 576 fine-tunings.  Estimated from the times measured for ``absolute``
+  and ``none`` at this model size on two idle cores: 0.29 and 0.27 s per pre-training step
+  of 128-token blocks (a 64-token step, as here, measured about half of that side by side
+  under load), about 7 s per 100-step fine-tuning plus its final evaluation: about 3.8 h of
+  pre-training and 1.5 h of fine-tuning, so about 5.5 hours; it resumes run by run;
 * ``gpu``   -- the same protocol on one GPU, its steps planned from measured throughput;
 * ``paper`` -- one GPU: a BERT-small-like encoder (4 layers, d=256, 4 heads, sequence 128),
   sized so that one variant takes a few minutes on an H100.
@@ -94,9 +95,9 @@ PROFILES = {
     # The evidence of Part III (compattn.evidence.PROTOCOL): the recipe tuned on absolute and
     # none only, the same budget for every variant, three pre-training seeds.
     "cpu": Profile(
-        "cpu", model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=512, max_len=128, dropout=0.0),
-        pretrain=TrainConfig(steps=1000, batch_size=32, lr=2e-3, warmup=0.05, eval_every=100,
-                             eval_batches=8, checkpoint_every=100),
+        "cpu", model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=512, max_len=64, dropout=0.0),
+        pretrain=TrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=0.05, eval_every=100,
+                             eval_batches=16, checkpoint_every=200),
         finetune=TrainConfig(steps=100, batch_size=32, lr=1e-3, warmup=0.1, eval_every=50,
                              eval_batches=4, checkpoint_every=100),
         data="full", tokenizer="auto"),
