@@ -180,8 +180,8 @@ def expected_settings(run: tuple, out: Path, profile: str, steps: dict):
         if kind == "finetune" and hasattr(train, "finetune_settings"):
             return train.finetune_settings(variant, task, pretrain_checkpoint(out, variant, seed), profile,
                                            seed, steps=steps.get("finetune"))
-    except TypeError:      # another signature: fall back to the step check
-        return None
+    except (TypeError, ValueError, OSError):   # another signature, or a checkpoint that is
+        return None                             # not here (records travel, checkpoints do not)
     return None
 
 
