@@ -11,9 +11,9 @@
   pre-training seeds of every variant and two fine-tuning seeds per task and checkpoint,
   48 pre-trainings and 576 fine-tunings.  Estimated from the times measured for ``absolute``
   and ``none`` at this model size on two idle cores: 0.29 and 0.27 s per pre-training step
-  of 128-token blocks (a 64-token step, as here, measured about half of that side by side
-  under load), about 7 s per 100-step fine-tuning plus its final evaluation: about 3.8 h of
-  pre-training and 1.5 h of fine-tuning, so about 5.5 hours; it resumes run by run;
+  of 128-token blocks (a 64-token step, as here, measured 0.63 of that side by side under
+  load), about 7 s per 100-step fine-tuning plus its final evaluation: about 4.5 h of
+  pre-training and 1.5 h of fine-tuning, so about 6 hours; it resumes run by run;
 * ``gpu``   -- the same protocol on one GPU, its steps planned from measured throughput;
 * ``paper`` -- one GPU: a BERT-small-like encoder (4 layers, d=256, 4 heads, sequence 128),
   sized so that one variant takes a few minutes on an H100.
