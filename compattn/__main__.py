@@ -5,6 +5,7 @@
     python -m compattn finetune --variant composite --task wn_pos --pretrained runs/pretrain-composite-s0.pt
     python -m compattn sweep --profile small --out compattn/results/sweep-small
     python -m compattn beyond --profile small --out compattn/results/beyond-small
+    python -m compattn evidence --profile cpu --hours 2   # resumable; Part III's protocol
     python -m compattn bench --out compattn/results/bench-cpu.json
     python -m compattn gpu-run --out DIR --budget-s 540     # everything on one GPU (compattn/gpu.py)
 """
@@ -116,6 +117,12 @@ def main(argv=None) -> int:
     by.add_argument("--probes", nargs="+", default=None, help="default: all four probes")
     by.add_argument("--seeds", type=int, nargs="+", default=[0])
     by.add_argument("--device", default="auto")
+    ev = sub.add_parser("evidence", help="the evidence protocol of Part III (resumable; compattn.evidence)")
+    ev.add_argument("--profile", default="cpu", help="cpu | gpu (default cpu)")
+    ev.add_argument("--out", type=Path, default=None, help="default: compattn/results/evidence-<profile>")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--parallel", type=int, default=1, help="trainings at once")
+    ev.add_argument("--hours", type=float, default=None, help="start no new run after this many hours")
     for name in ("pretrain", "finetune"):
         p = sub.add_parser(name, help=f"{name} one variant and write a JSON record")
         p.add_argument("--variant", required=True)
@@ -165,6 +172,16 @@ def main(argv=None) -> int:
             _paper_on_cpu_warning(profile, args.device)
             done = sweep(variants, profile, args.out, tasks, tuple(args.seeds), device=args.device)
             print(f"sweep: {len(done)} runs done now; records in {args.out}")
+            return 0
+        if args.command == "evidence":
+            from .evidence import evidence_dir, run_evidence
+
+            out = args.out or evidence_dir(args.profile)
+            deadline = time.monotonic() + 3600 * args.hours if args.hours else None
+            result = run_evidence(out, args.profile, device=args.device, parallel=args.parallel,
+                                  deadline=deadline)
+            print(f"evidence: {len(result['done'])} runs done now, {result['remaining']} of "
+                  f"{result['planned']} remaining; complete: {result['complete']}; records in {out}")
             return 0
         if args.command == "beyond":
             from .beyond import LENGTH_VARIANTS, PROBE_LENGTHS, run_beyond

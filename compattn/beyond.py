@@ -144,11 +144,27 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
                      {"train": asdict(cfg), "train_length": train_length, "eval_lengths": list(eval_lengths),
                       "data": {"source": prof.data, "train_blocks": len(train_blocks), "eval_spans": len(spans),
                                "held_out_fraction": HELD_OUT_FRACTION, "tokenizer": tokenizer_id(tokenizer)},
-                      "kernels": learned_kernels(model), "final": {"by_length": by_length}})
+                      "kernels": learned_kernels(model), "final": {"by_length": by_length},
+                      "plateau": _plateau(result["history"], train_blocks, quick[1], vocab, special, cfg)})
     if out:
         write_record(record, Path(out) / f"length-{variant}-s{seed}.json")
         (Path(out) / f"length-{variant}-s{seed}.pt").unlink(missing_ok=True)
     return record
+
+
+def _plateau(history, train_blocks, targets, vocab, special, cfg) -> dict:
+    """Where a length run left the unigram plateau (the rule of ``compattn.evidence``)."""
+    from .evidence import plateau_exit, unigram_baseline
+
+    base = unigram_baseline(train_blocks, targets, vocab, special)
+    return plateau_exit(history["step"], [d["loss"] for d in history["dev"]], base["loss"], cfg.steps)
+
+
+def off_plateau(records) -> dict:
+    """``{variant: True/False/None}`` for length records: left the plateau in time, or ``None``
+    when the record predates the plateau rule (then nothing is claimed from it)."""
+    return {r["variant"]: (r["plateau"]["left_in_time"] if "plateau" in r else None)
+            for r in records if r["kind"] == "length"}
 
 
 def plan(variants, probes, seeds=(0,)):
@@ -207,4 +223,22 @@ def probe_table(records) -> dict:
 
 
 __all__ = ["LENGTH_VARIANTS", "PROBE_LENGTHS", "held_out_split", "evaluation_spans", "blocks_at",
-           "mlm_at_lengths", "length_run", "plan", "run_beyond", "length_table", "probe_table"]
+           "mlm_at_lengths", "length_run", "plan", "run_beyond", "length_table", "probe_table",
+           "off_plateau", "position_free_table"]
+
+
+def position_free_table(records) -> dict:
+    """``{probe: {length: accuracy}}`` of the position-free baseline
+    (``compattn.data.probes.position_free_baseline``) on the very test sets of the records."""
+    from .data.probes import make_probe, position_free_baseline
+
+    table: dict = {}
+    for r in records:
+        if r["kind"] != "probe" or r["probe"] in table:
+            continue
+        table[r["probe"]] = {}
+        for length in map(int, r["final"]["accuracy"]):
+            ids, labels, _ = make_probe(r["probe"], r["n_test"], length, seed=r["seed"] + 1000 + length,
+                                        **r.get("probe_options", {}))
+            table[r["probe"]][length] = position_free_baseline(r["probe"], ids, labels)
+    return table

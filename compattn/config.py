@@ -7,6 +7,14 @@
 * ``small`` -- a laptop CPU, on the full data when it is built: a two-layer encoder, about
   seven minutes per variant (pre-training plus 18 fine-tunings) on two cores, so the whole
   sweep takes about two hours and resumes where it stopped;
+* ``cpu``   -- the evidence of Part III on two CPU cores (``compattn.evidence``): three
+  pre-training seeds of every variant and two fine-tuning seeds per task and checkpoint,
+  48 pre-trainings and 576 fine-tunings.  Estimated from the times measured for ``absolute``
+  and ``none`` at this model size on two idle cores: 0.29 and 0.27 s per pre-training step
+  of 128-token blocks (a 64-token step, as here, measured 0.63 of that side by side under
+  load), about 7 s per 100-step fine-tuning plus its final evaluation: about 4.5 h of
+  pre-training and 1.5 h of fine-tuning, so about 6 hours; it resumes run by run;
+* ``gpu``   -- the same protocol on one GPU, its steps planned from measured throughput;
 * ``paper`` -- one GPU: a BERT-small-like encoder (4 layers, d=256, 4 heads, sequence 128),
   sized so that one variant takes a few minutes on an H100.
 """
@@ -84,6 +92,24 @@ PROFILES = {
         data="auto", tokenizer="auto",
         beyond=dict(train_length=128, eval_lengths=(128, 256, 512), steps=4000, batch_size=128, eval_spans=256,
                     probe_steps=2000, probe_lr=2e-3)),
+    # The evidence of Part III (compattn.evidence.PROTOCOL): the recipe tuned on absolute and
+    # none only, the same budget for every variant, three pre-training seeds.
+    "cpu": Profile(
+        "cpu", model=dict(d_model=128, n_heads=4, n_layers=2, d_ff=512, max_len=64, dropout=0.0),
+        pretrain=TrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=0.05, eval_every=100,
+                             eval_batches=16, checkpoint_every=200),
+        finetune=TrainConfig(steps=100, batch_size=32, lr=1e-3, warmup=0.1, eval_every=50,
+                             eval_batches=4, checkpoint_every=100),
+        data="full", tokenizer="auto"),
+    "gpu": Profile(
+        # steps are planned from measured throughput by the GPU command (the same for every
+        # variant); these are the defaults when it does not override them
+        "gpu", model=dict(d_model=256, n_heads=4, n_layers=4, d_ff=1024, max_len=128, dropout=0.0),
+        pretrain=TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup=0.05, eval_every=250,
+                             eval_batches=16, checkpoint_every=500),
+        finetune=TrainConfig(steps=400, batch_size=64, lr=3e-4, warmup=0.1, eval_every=100,
+                             eval_batches=8, checkpoint_every=400),
+        data="full", tokenizer="auto"),
 }
 
 

@@ -127,3 +127,38 @@ def plot_scaling(results: dict, lengths, key: str = "median_ms", ylabel: str = "
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def kernel_attention(logits, seq_len: int, clip: bool = True):
+    """The attention a kernel alone gives over the keys of a ``seq_len``-token sequence:
+    an array (T, T) whose row i is the softmax over keys j of ``logits[clip(j - i) + k]``.
+
+    ``logits`` has 2k+1 entries for the offsets r = j - i = -k..k.  With ``clip`` (composite
+    attention's ``outside="clip"``) every key beyond the window reuses the edge entry, so an
+    edge column stands for *every* offset beyond ±k; without it (a convolution) those keys
+    get nothing."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=float)
+    k = (len(logits) - 1) // 2
+    offsets = np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None]          # j - i
+    inside = np.abs(offsets) <= k
+    scores = logits[np.clip(offsets, -k, k) + k]
+    if not clip:
+        scores = np.where(inside, scores, -np.inf)
+    scores = scores - scores.max(1, keepdims=True)
+    weights = np.exp(scores)
+    return weights / weights.sum(1, keepdims=True)
+
+
+def kernel_reach(logits, seq_len: int, clip: bool = True) -> dict:
+    """How far a kernel reaches in a ``seq_len``-token sequence, averaged over the queries:
+    ``{"reach": mean |j - i| under kernel_attention, "beyond": the mass on keys outside ±k}``.
+    Zero logits give the uniform baseline, computed the same way."""
+    import numpy as np
+
+    weights = kernel_attention(logits, seq_len, clip)
+    k = (len(logits) - 1) // 2
+    distance = np.abs(np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None])
+    return {"reach": float((weights * distance).sum(1).mean()),
+            "beyond": float((weights * (distance > k)).sum(1).mean())}

@@ -330,3 +330,26 @@ def mark_complete(out: Path, names, settings: dict | None = None) -> None:
     if missing:
         raise ValueError(f"{len(missing)} runs of {out} have no record yet, e.g. {missing[0]}")
     (Path(out) / COMPLETE).write_text(json.dumps({"runs": sorted(names)}, indent=1) + "\n")
+
+
+def score_tables(summary: dict, chance: dict | None = None, per_table: int = 3) -> list[str]:
+    """``results_table`` without the baseline column, split into tables of ``per_table`` tasks
+    so that each fits a page column: mean ± std over seeds (×100), best per column in bold."""
+    tasks = sorted({t for by_task in summary.values() for t in by_task})
+    best = best_per_column(summary)
+    tables = []
+    for start in range(0, len(tasks), per_table):
+        part = tasks[start:start + per_table]
+        lines = ["| variant | " + " | ".join(f"`{t}`" for t in part) + " |", "|---|" + "---|" * len(part)]
+        for variant in sorted(summary):
+            cells = []
+            for t in part:
+                s = summary[variant].get(t)
+                cell = "–" if s is None else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+                cells.append(f"**{cell}**" if s is not None and best.get(t) == variant else cell)
+            lines.append(f"| `{variant}` | " + " | ".join(cells) + " |")
+        if chance:
+            lines.append("| *majority label* | " + " | ".join(
+                f"{100 * chance[t]:.1f}" if t in chance else "–" for t in part) + " |")
+        tables.append("\n".join(lines))
+    return tables

@@ -603,7 +603,8 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
                                                      "tokenizer": tokenizer_id(tokenizer)},
                       "kernels": {**learned_kernels(model),
                                   **({"on_text": {"dev_blocks": TEXT_BLOCKS, "layers": on_text}} if on_text else {})},
-                      "final": result["history"]["dev"][-1] if result["history"]["dev"] else {}})
+                      "final": result["history"]["dev"][-1] if result["history"]["dev"] else {},
+                      "plateau": _plateau(result["history"], train_blocks, dev_batches, vocab, special, cfg)})
     if out:
         write_record(record, Path(out) / f"pretrain-{variant}-s{seed}.json")
     return model.cpu(), record
@@ -648,7 +649,7 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
         longest = int(mask[index].sum(1).max())
         return ids[index, :longest], mask[index, :longest], targets[index]
 
-    def evaluate(net, split, limit=None):
+    def evaluate(net, split, limit=None, items=False):
         x, m, y = splits[split]
         if limit:
             x, m, y = x[:limit], m[:limit], y[:limit]
@@ -663,7 +664,7 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
             longest = int(lengths[rows].max())
             xb, mb = x[rows, :longest].to(device), m[rows, :longest].to(device)
             logits[rows] = net.classify(net(xb, mb), mb).float().cpu()
-        return task_metrics(logits, y, regression, len(labels))
+        return task_metrics(logits, y, regression, len(labels), items=items)
 
     result = run(Objective(model, "classify", regression), cfg, batch_fn,
                  lambda net: evaluate(net, "dev", cfg.eval_batches * cfg.batch_size), device=device,
@@ -672,22 +673,51 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
                  tokens_per_step=cfg.batch_size * int(mask.sum(1).float().mean()), settings=settings)
     model.eval()
     with torch.no_grad():
-        final = {"dev": evaluate(model, "dev"), "test": evaluate(model, "test")}
+        final = {"dev": evaluate(model, "dev"), "test": evaluate(model, "test", items=True)}
     record = _record("finetune", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "task": task, "regression": regression, "labels": labels,
                       "data": {"source": prof.data, "tokenizer": tokenizer_id(tokenizer)},
                       "pretrained": pretrained is not None, "final": final,
-                      **({} if regression else {"chance": majority_accuracy(targets, splits)})})
+                      **({} if regression else {"chance": majority_accuracy(targets, splits,
+                                                                               len(labels))})})
     if out:
         write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")
     return model.cpu(), record
 
 
-def majority_accuracy(train_targets: torch.Tensor, splits: dict) -> dict:
-    """Dev and test accuracy of always answering the most frequent training label: the chance
-    level a fine-tuned classifier has to beat."""
+def majority_accuracy(train_targets: torch.Tensor, splits: dict, n_classes: int | None = None) -> dict:
+    """Chance levels measured on the split being evaluated: ``dev``/``test`` are the largest
+    class share of that split (what always answering its most frequent label scores);
+    ``balanced`` is the balanced accuracy of any constant answer (1 / number of classes);
+    ``train_majority`` is the test accuracy of always answering the training majority."""
     majority = int(torch.mode(train_targets).values)
-    return {split: (splits[split][2] == majority).float().mean().item() for split in ("dev", "test")}
+    levels = {split: torch.bincount(splits[split][2]).max().item() / len(splits[split][2])
+              for split in ("dev", "test")}
+    n_classes = n_classes or int(train_targets.max()) + 1
+    return {**levels, "balanced": 1 / n_classes,
+            "train_majority": (splits["test"][2] == majority).float().mean().item()}
+
+
+def _plateau(history: dict, train_blocks, dev_batches, vocab: int, special: list, cfg) -> dict:
+    """Where the run left the unigram plateau (``compattn.evidence.plateau_exit``)."""
+    from .evidence import plateau_exit, unigram_baseline
+
+    targets = torch.cat([labels.flatten() for _, labels, _ in dev_batches])
+    base = unigram_baseline(train_blocks, targets, vocab, special)
+    exit_ = plateau_exit(history["step"], [d["loss"] for d in history["dev"]], base["loss"], cfg.steps)
+    return {**exit_, "unigram_accuracy": base["accuracy"]}
+
+
+ITEM_CODES = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
+
+
+def encode_items(values) -> str:
+    """Class indices (< 64) as one character each: per-item predictions stay small in JSON."""
+    return "".join(ITEM_CODES[int(v)] for v in values)
+
+
+def decode_items(text: str) -> list[int]:
+    return [ITEM_CODES.index(c) for c in text]
 
 
 def learned_kernels(model: Encoder) -> dict:
@@ -760,7 +790,11 @@ def kernels_on_text(model: Encoder, ids: torch.Tensor) -> list[dict]:
     return layers
 
 
-def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_classes: int) -> dict:
+def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_classes: int,
+                 items: bool = False) -> dict:
+    """Accuracy, macro-F1 and balanced accuracy (mean recall over the classes present); with
+    ``items`` also every item's prediction and gold label (``encode_items``), so that error
+    bars can resample test items and pair variants item by item."""
     if regression:
         pred = logits[:, 0]
         return {"mse": F.mse_loss(pred, y.float()).item(),
@@ -773,7 +807,13 @@ def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_clas
         fn = ((pred != c) & (y == c)).sum().item()
         if tp + fp + fn:
             f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": (pred == y).float().mean().item(), "macro_f1": sum(f1s) / max(1, len(f1s))}
+    recalls = [((pred == c) & (y == c)).sum().item() / (y == c).sum().item()
+               for c in range(n_classes) if (y == c).any()]
+    metrics = {"accuracy": (pred == y).float().mean().item(), "macro_f1": sum(f1s) / max(1, len(f1s)),
+               "balanced_accuracy": sum(recalls) / max(1, len(recalls))}
+    if items and n_classes <= len(ITEM_CODES):
+        metrics["items"] = {"pred": encode_items(pred.tolist()), "gold": encode_items(y.tolist())}
+    return metrics
 
 
 def write_record(record: dict, path: Path):

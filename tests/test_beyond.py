@@ -80,3 +80,44 @@ def test_run_beyond_resumes_marks_complete_and_tables(tmp_path, monkeypatch):
     assert lengths["train_length"] == 32 and set(lengths["loss"]) == {"none", "alibi"}
     probes = beyond.probe_table(records)
     assert set(probes["copy_offset"]) == {"none", "alibi"} and set(probes["copy_offset"]["none"]) == {16, 32}
+
+
+def test_position_free_baselines_say_what_each_probe_tests():
+    from compattn.data.probes import make_probe, position_free_baseline
+
+    score = {}
+    for probe, length in (("copy_offset", 32), ("local_ngram", 32), ("brackets", 32), ("assoc_recall", 18)):
+        ids, labels, _ = make_probe(probe, 400, length, seed=5)
+        score[probe] = position_free_baseline(probe, ids, labels)
+    assert score["brackets"] == 1.0                      # counting solves it
+    assert 0.4 < score["local_ngram"] < 0.6              # a bag says nothing
+    assert score["assoc_recall"] > 0.2                   # well above 1/8: not position-free
+    assert score["copy_offset"] > 1 / 16
+
+
+def test_probe_records_get_their_position_free_row():
+    record = train_probe("none", "brackets", train_length=16, test_lengths=(16,), steps=1, n_train=32,
+                         n_test=64, progress=False)
+    table = beyond.position_free_table([record])
+    assert table == {"brackets": {16: 1.0}}
+
+
+def test_kernel_reach_counts_clipped_offsets():
+    import math
+
+    from compattn.plots import kernel_attention, kernel_reach
+
+    T = 128
+    uniform = kernel_reach([0.0] * 17, T)
+    assert uniform["reach"] == pytest.approx((T * T - 1) / (3 * T))
+    window = kernel_reach([0.0] * 17, T, clip=False)
+    assert window["beyond"] == 0 and window["reach"] < 8 * 9 / 17 + 1e-9
+    peaked = kernel_attention([0.0] * 8 + [3.0] + [0.0] * 8, T)[64]
+    far = sum(w for j, w in enumerate(peaked) if abs(j - 64) > 8)
+    assert far == pytest.approx(111 / (math.exp(3) + 16 + 111))
+
+
+def test_length_records_say_whether_they_left_the_plateau():
+    record = beyond.length_run("none", "tiny", steps=2, progress=False, eval_lengths=(32,))
+    assert set(record["plateau"]) >= {"unigram_loss", "left_at", "left_in_time"}
+    assert beyond.off_plateau([record]) == {"none": record["plateau"]["left_in_time"]}

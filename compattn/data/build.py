@@ -23,6 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import readers as R
+from .order import order_rows
 
 DEBIAN_PACKAGES = {
     "sword-text-kjv": "King James Bible (public domain)",
@@ -281,30 +282,14 @@ def wordnet_tasks(synsets: list[dict]) -> dict[str, list[dict]]:
 
 
 def vader_tasks(sentences: list[dict]) -> dict[str, list[dict]]:
-    sentiment, order = [], []
+    """``vader_sent``: the clearly rated sentences (|score| >= 0.5) labelled by their sign."""
+    sentiment = []
     for s in sentences:
         if abs(s["score"]) >= 0.5:
-                # split by the sentence itself: a sentence rated twice (two ids) stays in one split
+            # split by the sentence itself: a sentence rated twice (two ids) stays in one split
             sentiment.append({"text": s["text"], "label": "pos" if s["score"] > 0 else "neg",
                               "score": s["score"], "domain": s["domain"], "split": split_of(s["text"])})
-    seen = set()
-    for s in sentences:
-        tokens = s["text"].split()
-        if s["domain"] not in ("movie", "nyt") or not 6 <= len(tokens) <= 40 or s["text"] in seen:
-            continue
-        seen.add(s["text"])
-        h = _hash_int(s["text"])
-        label = 1
-        if h % 2:
-            # swap two adjacent, different tokens; never the first or the last token
-            candidates = [i for i in range(1, len(tokens) - 2) if tokens[i] != tokens[i + 1]]
-            if not candidates:
-                continue
-            i = candidates[(h // 2) % len(candidates)]
-            tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
-            label = 0
-        order.append({"text": " ".join(tokens), "label": label, "split": split_of(s["text"])})
-    return {"vader_sent": sentiment, "word_order": order}
+    return {"vader_sent": sentiment}
 
 
 def write_task(rows: list[dict], folder: Path) -> dict:
@@ -348,7 +333,8 @@ def drop_contradictions(rows: list[dict]) -> tuple[list[dict], int]:
 def task_rows(files: dict) -> dict[str, list[dict]]:
     """Every task's rows (with their split), before cleaning; one line per task family."""
     return {**wordnet_tasks(list(R.wordnet_synsets(files["wordnet"]))),
-            **vader_tasks(R.vader_sentences(files["vader"]))}
+            **vader_tasks(R.vader_sentences(files["vader"])),
+            "word_order": order_rows(R.vader_sentences(files["vader"]), split_of)}   # rotations
 
 
 TOKENIZER_STAMP = "tokenizer.trained-on"

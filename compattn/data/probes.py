@@ -4,13 +4,21 @@ Each probe is a sequence-classification task over a small symbol vocabulary that
 one use of position:
 
 =================  ==========================================  ==============================
-probe              label                                       what it needs
+probe              label                                       what it tests
 =================  ==========================================  ==============================
 ``copy_offset``    the symbol ``offset`` positions before [Q]  a fixed relative offset
 ``local_ngram``    does the ordered trigram 3 4 5 occur?       local order (a small kernel)
-``brackets``       are the brackets balanced (Dyck-1)?         long-range, hierarchical
-``assoc_recall``   the value stored with the queried key       content lookup; position-free
+``brackets``       was one bracket flipped?                    counting: equal numbers of
+                                                               opening and closing brackets
+                                                               decide it, no order needed
+``assoc_recall``   the value stored with the queried key       binding by adjacency: a value
+                                                               belongs to the key just
+                                                               before it
 =================  ==========================================  ==============================
+
+:func:`position_free_baseline` scores what a model that sees only the multiset of tokens can
+do on each probe; it is the chance level a probe result has to beat to say anything about
+positions.
 
 Token ids: 0 = [PAD], 1 = [CLS], 2 = [Q]; symbols start at 3.  ``length`` counts the
 symbols after [CLS], so a train-short / test-long split is ``make_probe(..., length=32)``
@@ -22,6 +30,7 @@ import torch
 
 PAD, CLS, QUERY, FIRST_SYMBOL = 0, 1, 2, 3
 PROBES = ("copy_offset", "local_ngram", "brackets", "assoc_recall")
+
 
 
 def vocab_size(symbols: int = 16) -> int:
@@ -92,3 +101,33 @@ def make_probe(name: str, n: int, length: int, seed: int = 0, symbols: int = 16,
         classes = symbols - half
     ids = torch.cat([torch.full((n, 1), CLS), seq], dim=1)
     return ids, labels.long(), classes
+
+
+def position_free_baseline(name: str, ids: torch.Tensor, labels: torch.Tensor, symbols: int = 16) -> float:
+    """Accuracy of the best simple rule that sees each sequence as a bag of tokens:
+
+    * ``copy_offset``: the most frequent symbol of the bag (the answer is one of its symbols);
+    * ``local_ngram``: positives and negatives hold the same three symbols, so the bag says
+      nothing: the majority label;
+    * ``brackets``: "balanced" exactly when the numbers of opening and closing brackets are
+      equal -- a flip always breaks that, so counting solves the probe;
+    * ``assoc_recall``: the most frequent value symbol of the bag (which value goes with the
+      queried key is only known from adjacency).
+    Ties go to the smallest symbol."""
+    ids, labels = ids.long(), labels.long()
+    counts = torch.stack([torch.bincount(row, minlength=FIRST_SYMBOL + symbols) for row in ids])
+    if name == "copy_offset":
+        pred = counts[:, FIRST_SYMBOL:FIRST_SYMBOL + symbols].argmax(1)
+    elif name == "local_ngram":
+        pred = torch.full_like(labels, int(torch.mode(labels).values))
+    elif name == "brackets":
+        pred = (counts[:, FIRST_SYMBOL] == counts[:, FIRST_SYMBOL + 1]).long()
+    elif name == "assoc_recall":
+        half = symbols // 2
+        values = counts[:, FIRST_SYMBOL + half:FIRST_SYMBOL + symbols].clone()
+        length = ids.shape[1] - 1
+        values[:, -1] -= length - 2 - 2 * ((length - 2) // 2)      # the filler symbol
+        pred = values.argmax(1)
+    else:
+        raise ValueError(f"unknown probe {name!r}; the probes are {', '.join(PROBES)}")
+    return (pred == labels).float().mean().item()

@@ -1,0 +1,540 @@
+"""The evidence protocol of Part III, stated once, and the resumable runner that carries it out.
+
+``PROTOCOL`` fixes, before any result is seen, the recipe, the budget, the seeds, the rule that
+says whether a pre-training run left the masked-LM plateau, the chance levels, which tasks
+count, and the verdict rule with every threshold.  Chapter 10 prints it; the analysis
+(:func:`analyse`) reads its thresholds from here and nowhere else.
+
+``run_evidence(out, profile)`` trains what :func:`plan` lists: every variant pre-trained with
+every pre-training seed, each checkpoint fine-tuned on every task with every fine-tuning seed.
+It resumes where it stopped (a run counts as done when its record is there and matches the
+plan), may run several trainings at once, stops starting new runs at a deadline, and writes
+``complete.json`` only when every planned run is recorded.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+#: Everything the verdicts depend on.  Changing any entry after results exist makes them a
+#: different experiment: bump ``version`` and start a new results directory.
+PROTOCOL = {
+    "version": 2,
+    "variants": "every registered variant (compattn.registry.variants())",
+    "tasks": ["wn_pos", "wn_supersense", "wn_sense_match", "wn_pos_context", "vader_sent",
+              "word_order"],
+    "seeds": {
+        "pretrain": [0, 1, 2],
+        "finetune_per_pretrain": [0, 1],
+        # fine-tuning seed = 100 * pre-training seed + f: unique per run, and the same for every
+        # variant, so two variants share batches and test items (paired comparisons)
+        "finetune_seed": "100 * pretrain_seed + f",
+    },
+    "recipe": {
+        "encoder": "pre-layer-norm Transformer encoder, N(0, 0.02) initialisation, no dropout",
+        "optimiser": "AdamW (weight decay 0.01, none on biases and norms), gradient clip 1.0",
+        "schedule": "linear warm-up over the first 5 % of the steps, then linear decay to 0",
+        "pretrain": "masked LM (15 % of the tokens; 80/10/10), blocks of the full corpus",
+        "finetune": "every parameter, from the pre-trained checkpoint; a linear head on [CLS]",
+        "same_for_every_variant": True,
+        "tuned_on": ["absolute", "none"],
+        "tuning": "version 1 used 1000 steps of 128-token blocks; in tuning runs of absolute "
+                  "and none, absolute had not left the plateau before half that budget (none "
+                  "had), so version 2, fixed before any evidence run, trains 2000 steps of "
+                  "64-token blocks at about the same cost",
+    },
+    "budget": {
+        "cpu": "the 'cpu' profile's steps (compattn.config), the same for every variant",
+        "gpu": "steps planned from throughput measured on the GPU, the same for every variant",
+    },
+    "plateau": {
+        # the unigram plateau: predicting every masked token from the training blocks' token
+        # frequencies alone.  Its dev loss is the cross-entropy of the dev targets under those
+        # frequencies; a run leaves the plateau at the first evaluation below it by the margin.
+        "margin_nats": 0.5,
+        "must_leave_by": 0.5,          # fraction of the pre-training budget
+        "rule": "first dev evaluation with MLM loss < unigram loss - margin_nats; a run that "
+                "has not left by must_leave_by of its budget is marked and excluded",
+    },
+    "gate": "mean dev MLM loss over pre-training seeds: absolute <= none "
+            "(otherwise the absolute baseline is under-trained and no 'beats absolute' verdict "
+            "is drawn)",
+    "chance": {
+        "rule": "largest class share of the split being evaluated",
+        "balanced_when_majority_above": 0.6,   # then the metric is balanced accuracy, chance 1/C
+    },
+    "informative": {
+        "rule": "a task is informative when at least one variant's score minus chance has a "
+                "lower interval end above min_margin; others are reported as uninformative and "
+                "left out of every verdict",
+        "min_margin": 0.01,
+    },
+    "verdict": {
+        "metric": "test accuracy (balanced accuracy where the majority share is above 0.6), "
+                  "averaged over the informative tasks",
+        "baseline": "absolute",
+        "bootstrap": "hierarchical (pre-training seed, fine-tuning seed, test item), paired",
+        "replicates": 2000,
+        "level": 0.99,     # two-sided; about a Bonferroni correction for the scorecard's claims
+        "min_effect": 0.005,
+        "rule": "for a claim 'X beats Y': 'supports' when the whole interval of (X - Y) lies "
+                "above +min_effect, 'contradicts' when it lies below +min_effect (the data rule "
+                "out a gain that matters), otherwise 'not established at this budget'; a claim "
+                "about a variant with fewer than min_seeds pre-training runs off the plateau "
+                "is 'not established'",
+        "min_seeds": 3,
+    },
+}
+
+EVIDENCE_DIRS = {"cpu": "evidence-cpu", "gpu": "evidence-gpu"}
+
+
+def protocol_text(width: int = 88) -> str:
+    """``PROTOCOL`` as indented, wrapped text, with the budgets of the ``cpu`` and ``gpu``
+    profiles spelled out (what chapter 10 prints)."""
+    import textwrap
+
+    from .config import get_profile
+
+    lines = []
+
+    def emit(key, value, depth):
+        pad = "  " * depth
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key}:")
+            for k, v in value.items():
+                emit(k, v, depth + 1)
+            return
+        text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+        lines.extend(textwrap.wrap(f"{key}: {text}", width, initial_indent=pad,
+                                   subsequent_indent=pad + "    "))
+
+    for key, value in PROTOCOL.items():
+        emit(key, value, 0)
+    lines.append("profiles:")
+    for name in EVIDENCE_DIRS:
+        prof = get_profile(name)
+        m, pt, ft = prof.model, prof.pretrain, prof.finetune
+        lines.extend(textwrap.wrap(
+            f"{name}: {m['n_layers']} layers, d={m['d_model']}, {m['n_heads']} heads, "
+            f"feed-forward {m['d_ff']}, sequence {m['max_len']}; pre-training {pt.steps} steps "
+            f"of {pt.batch_size} blocks at learning rate {pt.lr:g}; fine-tuning {ft.steps} "
+            f"steps of {ft.batch_size} at {ft.lr:g}; evidence in {EVIDENCE_DIRS[name]}",
+            width, initial_indent="  ", subsequent_indent="      "))
+    runs = plan("cpu")
+    lines.append(f"runs: {sum(r[0] == 'pretrain' for r in runs)} pre-trainings and "
+                 f"{sum(r[0] == 'finetune' for r in runs)} fine-tunings")
+    return "\n".join(lines)
+
+
+# --- the plan -----------------------------------------------------------------------------------
+def finetune_seed(pretrain_seed: int, f: int) -> int:
+    return 100 * pretrain_seed + f
+
+
+def pretrain_seed_of(finetune_seed_: int) -> int:
+    return finetune_seed_ // 100
+
+
+def plan(profile: str, variants=None, tasks=None) -> list[tuple]:
+    """The runs of the protocol in order: ``("pretrain", variant, seed, None)`` and
+    ``("finetune", variant, seed, task)`` (fine-tuning seeds as in ``PROTOCOL["seeds"]``).
+    Pre-trainings come first, seed-major, so a partial run has every variant at seed 0 early."""
+    from .registry import variants as all_variants
+
+    variants = list(variants or all_variants())
+    tasks = list(tasks or PROTOCOL["tasks"])
+    seeds = PROTOCOL["seeds"]
+    runs = []
+    for p in seeds["pretrain"]:
+        for v in variants:
+            runs.append(("pretrain", v, p, None))
+            runs += [("finetune", v, finetune_seed(p, f), t) for t in tasks
+                     for f in seeds["finetune_per_pretrain"]]
+    return runs
+
+
+def run_name(kind, variant, seed, task=None) -> str:
+    from .sweep import run_name as name
+
+    return name(kind, variant, seed, task)
+
+
+def pretrain_checkpoint(out: Path, variant: str, finetune_seed_: int) -> Path:
+    return Path(out) / f"{run_name('pretrain', variant, pretrain_seed_of(finetune_seed_))}.pt"
+
+
+# --- is a run done? (the one place that knows the runs helper's settings contract) --------------
+def expected_settings(run: tuple, out: Path, profile: str, steps: dict):
+    """What a record of ``run`` must say it was made with, or ``None`` when ``train`` has no
+    ``*_settings`` functions (then the planned step count is checked instead)."""
+    from . import train
+
+    kind, variant, seed, task = run
+    try:
+        if kind == "pretrain" and hasattr(train, "pretrain_settings"):
+            return train.pretrain_settings(variant, profile, seed, steps=steps.get("pretrain"))
+        if kind == "finetune" and hasattr(train, "finetune_settings"):
+            return train.finetune_settings(variant, task, pretrain_checkpoint(out, variant, seed), profile,
+                                           seed, steps=steps.get("finetune"))
+    except (TypeError, ValueError, OSError):   # another signature, or a checkpoint that is
+        return None                             # not here (records travel, checkpoints do not)
+    return None
+
+
+def run_done(out: Path, run: tuple, profile: str, steps: dict) -> bool:
+    """The run's record exists, validates and was made as planned (settings, or profile and
+    step count)."""
+    from .config import get_profile
+    from .sweep import finished
+
+    name = run_name(*run)
+    if not finished(out, name):
+        return False
+    record = json.loads((Path(out) / f"{name}.json").read_text())
+    want = expected_settings(run, out, profile, steps)
+    if want is not None and "settings" in record:
+        return _json_equal(record["settings"], want)
+    prof = get_profile(profile)
+    kind = run[0]
+    planned = steps.get(kind) or getattr(prof, kind).steps
+    if record.get("profile") != profile or record["train"]["steps"] != planned:
+        return False
+    # without settings, a fine-tuning is only as current as the pre-training it started from
+    return kind == "pretrain" or run_done(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None),
+                                          profile, steps)
+
+
+def _json_equal(a, b) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+# --- running -----------------------------------------------------------------------------------
+def execute(run: tuple, out: str, profile: str, device: str, steps: dict, progress: bool,
+            threads: int | None = None) -> str:
+    """Train one planned run (in this process); returns its name."""
+    import torch
+
+    from .train import finetune, pretrain
+
+    if threads:
+        torch.set_num_threads(threads)
+    out = Path(out)
+    kind, variant, seed, task = run
+    if kind == "pretrain":
+        pretrain(variant, profile, seed=seed, out=out, device=device, progress=progress,
+                 steps=steps.get("pretrain"))
+    else:
+        checkpoint = pretrain_checkpoint(out, variant, seed)
+        if not checkpoint.exists():
+            raise ValueError(f"{checkpoint.with_suffix('.json').name} is recorded but its checkpoint is "
+                             f"gone; delete that record (and its fine-tunings) to pre-train again")
+        finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device,
+                 progress=progress, steps=steps.get("finetune"))
+        (out / f"{run_name(*run)}.pt").unlink(missing_ok=True)
+    return run_name(*run)
+
+
+def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None = None,
+                 parallel: int = 1, deadline: float | None = None, progress: bool = True,
+                 variants=None, tasks=None) -> dict:
+    """Run (or resume) the protocol's runs into ``out``.
+
+    ``steps={"pretrain": n, "finetune": m}`` overrides the profile's budgets for every variant
+    alike; ``deadline`` (a ``time.monotonic()`` value) stops new runs from starting after it;
+    ``parallel=N`` trains N runs at once in separate processes on the same device.  Returns
+    ``{"done": [names run now], "remaining": int, "complete": bool, "planned": int}``.
+    """
+    from .sweep import check_tokenizer
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = {k: v for k, v in (steps or {}).items() if v}
+    runs = plan(profile, variants, tasks)
+    check_tokenizer(out, profile)
+    todo = [r for r in runs if not run_done(out, r, profile, steps)]
+    expired = (lambda: deadline is not None and time.monotonic() > deadline)
+    done: list[str] = []
+    if parallel <= 1:
+        for run in todo:
+            if expired():
+                break
+            done.append(execute(run, str(out), profile, device, steps, progress))
+    else:
+        done = _run_parallel(todo, out, profile, device, steps, parallel, expired)
+    remaining = sum(not run_done(out, r, profile, steps) for r in runs)
+    complete = remaining == 0
+    if complete:
+        from .config import resolve_device
+
+        (out / COMPLETE).write_text(json.dumps({
+            "runs": sorted(run_name(*r) for r in runs), "profile": profile,
+            "protocol_version": PROTOCOL["version"], "steps": steps,
+            "device": resolve_device(device)}, indent=1) + "\n")
+    return {"done": done, "remaining": remaining, "complete": complete, "planned": len(runs)}
+
+
+COMPLETE = "complete.json"
+
+
+def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[str]:
+    """Up to ``parallel`` runs at once (spawned processes); a fine-tuning starts once its
+    pre-training is recorded.  The threads of a CPU are shared out between the workers."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    pending = list(todo)
+    waiting_for = {(r[1], r[2]) for r in todo if r[0] == "pretrain"}     # (variant, seed) not yet done
+    done, running = [], {}
+    with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn")) as pool:
+        while pending or running:
+            while len(running) < parallel and not expired():
+                ready = next((r for r in pending if r[0] == "pretrain"
+                              or (r[1], pretrain_seed_of(r[2])) not in waiting_for), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                running[pool.submit(execute, ready, str(out), profile, device, steps, False, threads)] = ready
+            if not running:
+                break
+            finished_, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for future in finished_:
+                run = running.pop(future)
+                done.append(future.result())       # a failed run raises here
+                if run[0] == "pretrain":
+                    waiting_for.discard((run[1], run[2]))
+    return done
+
+
+# --- where the book finds it -------------------------------------------------------------------
+def evidence_dir(profile: str, root: Path | None = None) -> Path:
+    from .records import results_dir
+
+    return Path(results_dir() if root is None else root) / EVIDENCE_DIRS[profile]
+
+
+def best_evidence(root: Path | None = None) -> Path | None:
+    """The GPU evidence directory if it is complete, else the CPU one if complete, else None."""
+    for profile in ("gpu", "cpu"):
+        candidate = evidence_dir(profile, root)
+        if (candidate / COMPLETE).exists():
+            return candidate
+    return None
+
+
+def progress_of(directory: Path, profile: str) -> dict:
+    """``{"recorded": n, "planned": m}`` for a (possibly partial) evidence directory."""
+    runs = plan(profile)
+    directory = Path(directory)
+    recorded = sum((directory / f"{run_name(*r)}.json").exists() for r in runs) if directory.is_dir() else 0
+    return {"recorded": recorded, "planned": len(runs)}
+
+
+# --- the plateau ---------------------------------------------------------------------------------
+def unigram_baseline(train_blocks, dev_targets, vocab_size: int, special_ids=()) -> dict:
+    """The unigram plateau: the dev masked-LM loss and accuracy of predicting every target from
+    the training blocks' token frequencies (add-one smoothed), ignoring the context."""
+    import torch
+
+    counts = torch.bincount(train_blocks.flatten(), minlength=vocab_size).double()
+    for i in special_ids:
+        counts[i] = 0
+    probs = (counts + 1) / (counts + 1).sum()
+    targets = dev_targets[dev_targets >= 0]
+    loss = float(-probs.log()[targets].mean())
+    accuracy = float((targets == int(probs.argmax())).double().mean())
+    return {"loss": loss, "accuracy": accuracy}
+
+
+def plateau_exit(curve_steps, dev_losses, unigram_loss: float, total_steps: int) -> dict:
+    """When a run left the plateau by ``PROTOCOL["plateau"]``: ``{"unigram_loss", "threshold",
+    "left_at" (step or None), "left_in_time" (bool)}``."""
+    rule = PROTOCOL["plateau"]
+    threshold = unigram_loss - rule["margin_nats"]
+    left_at = next((s for s, loss in zip(curve_steps, dev_losses) if loss < threshold), None)
+    return {"unigram_loss": unigram_loss, "threshold": threshold, "left_at": left_at,
+            "left_in_time": left_at is not None and left_at <= rule["must_leave_by"] * total_steps}
+
+
+__all__ = ["PROTOCOL", "plan", "run_evidence", "best_evidence", "evidence_dir", "progress_of",
+           "unigram_baseline", "plateau_exit", "run_done"]
+
+
+# --- analysis: everything the chapters show, by the protocol's rules ----------------------------
+CLAIMS = [
+    # (the paper's claim in words, X, Y): "X beats Y"
+    ("Composite attention improves on BERT's absolute positions", "composite", "absolute"),
+    ("... its fixed form alone (T5-like)", "composite_fixed", "absolute"),
+    ("... its query-based form alone (Shaw-like)", "composite_query", "absolute"),
+    ("... its key-based form alone", "composite_key", "absolute"),
+    ("Convolutions can replace absolute positions (lightweight)", "lightconv", "absolute"),
+    ("Convolutions can replace absolute positions (dynamic)", "dynconv", "absolute"),
+    ("Convolutions can replace absolute positions (on the values)", "conv_values", "absolute"),
+    ("Composite attention beats its convolution alone", "composite", "lightconv"),
+    ("Composite attention beats attention without positions", "composite", "none"),
+]
+
+
+def _finetune_arrays(records, variant, task):
+    """(P, F, N) correctness, gold labels, and the pre-training seeds, or None."""
+    import numpy as np
+
+    from .train import decode_items
+
+    rows = {}
+    for r in records:
+        if r["kind"] == "finetune" and r["variant"] == variant and r["task"] == task:
+            items = r["final"]["test"].get("items")
+            if items is None:
+                return None
+            rows[(pretrain_seed_of(r["seed"]), r["seed"] % 100)] = items
+    if not rows:
+        return None
+    pre = sorted({p for p, _ in rows})
+    fine = sorted({f for _, f in rows})
+    if len(rows) != len(pre) * len(fine):
+        return None
+    gold = np.array(decode_items(next(iter(rows.values()))["gold"]))
+    correct = np.zeros((len(pre), len(fine), len(gold)), dtype=np.int8)
+    for (p, f), items in rows.items():
+        correct[pre.index(p), fine.index(f)] = np.array(decode_items(items["pred"])) == gold
+    return correct, gold, pre
+
+
+def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
+    """Apply the protocol to a list of records: plateau exits, the gate, chance, informative
+    tasks, per-variant scores and the paired comparisons of ``CLAIMS``."""
+    import numpy as np
+
+    from . import stats
+
+    rules = PROTOCOL
+    n_boot = n_boot or rules["verdict"]["replicates"]
+    level = rules["verdict"]["level"]
+    pre = [r for r in records if r["kind"] == "pretrain"]
+    variants = sorted({r["variant"] for r in pre})
+    plateau = {}
+    for v in variants:
+        runs = sorted((r for r in pre if r["variant"] == v), key=lambda r: r["seed"])
+        plateau[v] = [{"seed": r["seed"], "left_at": r.get("plateau", {}).get("left_at"),
+                       "left_in_time": bool(r.get("plateau", {}).get("left_in_time")),
+                       "loss": r["final"]["loss"], "steps": r["train"]["steps"]} for r in runs]
+    usable = {v: sum(p["left_in_time"] for p in runs) >= rules["verdict"]["min_seeds"]
+              for v, runs in plateau.items()}
+    mean_loss = {v: float(np.mean([p["loss"] for p in runs])) for v, runs in plateau.items()}
+    gate = {"absolute": mean_loss.get("absolute"), "none": mean_loss.get("none")}
+    gate["passed"] = None not in gate.values() and gate["absolute"] <= gate["none"]
+
+    tasks = sorted({r["task"] for r in records if r["kind"] == "finetune"},
+                   key=lambda t: rules["tasks"].index(t) if t in rules["tasks"] else 99)
+    data, chance, balanced, scores = {}, {}, {}, {}
+    for t in tasks:
+        for v in variants:
+            arrays = _finetune_arrays(records, v, t)
+            if arrays is not None:
+                data[(v, t)] = arrays
+        if not any(k[1] == t for k in data):
+            continue
+        gold = next(a[1] for k, a in data.items() if k[1] == t)
+        shares = np.bincount(gold) / len(gold)
+        balanced[t] = bool(shares.max() > rules["chance"]["balanced_when_majority_above"])
+        chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
+        for v in variants:
+            if (v, t) in data:
+                correct, gold_, _ = data[(v, t)]
+                scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
+
+    informative = []
+    for t in chance:
+        best_low = -1.0
+        for v in variants:
+            if (v, t) not in data or not usable[v]:
+                continue
+            correct, gold, _ = data[(v, t)]
+            reps = stats.bootstrap([(correct, gold if balanced[t] else None)], n_boot, seed)
+            best_low = max(best_low, stats.interval(reps, level)[0] - chance[t])
+        if best_low > rules["informative"]["min_margin"]:
+            informative.append(t)
+
+    claims = []
+    for claim, x, y in CLAIMS:
+        row = {"claim": claim, "x": x, "y": y, "diff": None, "low": None, "high": None}
+        if x not in usable or y not in usable:
+            row["verdict"], row["why"] = "not established", "not run"
+        elif not (usable[x] and usable[y]):
+            row["verdict"], row["why"] = "not established", "a run did not leave the plateau"
+        elif y == "absolute" and not gate["passed"]:
+            row["verdict"], row["why"] = "not established", "gate failed: absolute under-trained"
+        elif not informative:
+            row["verdict"], row["why"] = "not established", "no informative task"
+        else:
+            pairs = [(data[(x, t)][0], data[(y, t)][0], data[(x, t)][1] if balanced[t] else None)
+                     for t in informative if (x, t) in data and (y, t) in data]
+            c = stats.compare(pairs, level, n_boot, seed)
+            row.update(diff=c["diff"], low=c["low"], high=c["high"])
+            effect = rules["verdict"]["min_effect"]
+            row["verdict"] = ("supports" if c["low"] > effect else
+                              "contradicts" if c["high"] < effect else "not established")
+            row["why"] = ""
+        claims.append(row)
+    return {"variants": variants, "plateau": plateau, "usable": usable, "mean_loss": mean_loss,
+            "gate": gate, "tasks": list(chance), "chance": chance, "balanced": balanced,
+            "scores": scores, "informative": informative, "claims": claims, "level": level}
+
+
+# --- rendering (Markdown tables that fit a page column) -----------------------------------------
+def plateau_table(a: dict) -> str:
+    """Per variant: seeds off the plateau in time, the steps at which they left, dev MLM loss."""
+    lines = ["| variant | off the plateau | left at step | dev MLM loss |", "|---|---|---|---|"]
+    for v in sorted(a["variants"], key=a["mean_loss"].get):
+        runs = a["plateau"][v]
+        steps = ", ".join("never" if p["left_at"] is None else str(p["left_at"]) for p in runs)
+        losses = [p["loss"] for p in runs]
+        spread = (max(losses) - min(losses)) / 2
+        lines.append(f"| `{v}` | {sum(p['left_in_time'] for p in runs)} of {len(runs)} | {steps} | "
+                     f"{a['mean_loss'][v]:.3f} ± {spread:.3f} |")
+    return "\n".join(lines)
+
+
+def score_tables(a: dict, per_table: int = 3) -> list[str]:
+    """Test scores (%) per variant, split into tables of ``per_table`` tasks; the last row is
+    chance.  Balanced accuracy where the protocol says so (marked *)."""
+    tasks = a["tasks"]
+    tables = []
+    for start in range(0, len(tasks), per_table):
+        part = tasks[start:start + per_table]
+        head = ["`" + t + "`" + (" *" if a["balanced"][t] else "") for t in part]
+        lines = ["| variant | " + " | ".join(head) + " |", "|---|" + "---|" * len(part)]
+        for v in a["variants"]:
+            cells = [f"{100 * a['scores'][(v, t)]:.1f}" if (v, t) in a["scores"] else "–" for t in part]
+            lines.append(f"| `{v}` | " + " | ".join(cells) + " |")
+        lines.append("| *chance* | " + " | ".join(f"{100 * a['chance'][t]:.1f}" for t in part) + " |")
+        tables.append("\n".join(lines))
+    return tables
+
+
+def claims_table(a: dict) -> str:
+    lines = ["| claim (in words) | X − Y | difference (points) | verdict |", "|---|---|---|---|"]
+    for c in a["claims"]:
+        if c["diff"] is None:
+            diff = "–"
+        else:
+            diff = f"{100 * c['diff']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]"
+        verdict = c["verdict"] + (f" ({c['why']})" if c["why"] else "")
+        lines.append(f"| {c['claim']} | `{c['x']}` − `{c['y']}` | {diff} | {verdict} |")
+    return "\n".join(lines)
+
+
+def banner(directory: Path) -> str:
+    """Which profile and device made the evidence in ``directory``."""
+    from .sweep import load_records
+
+    records = load_records(directory)
+    profiles = sorted({r["profile"] for r in records})
+    devices = sorted({r["device"] for r in records})
+    return (f"Evidence shown: `{Path(directory).name}`, profile {', '.join(profiles)}, "
+            f"device {', '.join(devices)}, {len(records)} runs.")

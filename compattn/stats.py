@@ -1,0 +1,124 @@
+"""Error bars that respect where the noise is: a hierarchical, paired bootstrap.
+
+A downstream score depends on three random draws: the pre-training seed (which checkpoint),
+the fine-tuning seed (classifier initialisation and batch order) and the test items (a finite
+sample of the task).  The bootstrap here resamples all three, in that order:
+
+1. the pre-training seeds, with replacement;
+2. within each drawn pre-training seed, its fine-tuning seeds, with replacement;
+3. the test items, with replacement (one draw per replicate, shared by every seed, because
+   every run of a task is scored on the same items).
+
+Two variants trained with the same seeds see the same pre-training batches, the same
+fine-tuning batch order and the same test items, so a comparison resamples them *together*
+(paired): the same seed and item indices for both.  Everything is vectorised with NumPy.
+
+Per-item results come as an array ``correct[p, f, n]`` (pre-training seed, fine-tuning seed,
+test item) of 0/1.  With ``labels`` (the gold class of each item) the score is balanced
+accuracy (the mean recall over classes), otherwise accuracy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _item_weights(rng, n_items: int, n_boot: int) -> np.ndarray:
+    """(B, N) how often each item is drawn in each replicate (a multinomial resample)."""
+    return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=n_boot).astype(float)
+
+
+def _run_scores(correct: np.ndarray, weights: np.ndarray, labels=None) -> np.ndarray:
+    """(B, P, F) the score of every run under each replicate's item weights."""
+    correct = np.asarray(correct, dtype=float)
+    if labels is None:
+        return np.einsum("pfn,bn->bpf", correct, weights) / weights.sum(1)[:, None, None]
+    labels = np.asarray(labels)
+    recalls = []
+    for c in np.unique(labels):
+        in_c = (labels == c).astype(float)
+        w_c = weights * in_c                                          # (B, N)
+        total = w_c.sum(1)[:, None, None]
+        hits = np.einsum("pfn,bn->bpf", correct, w_c)
+        # a class that a replicate happens not to draw contributes nothing (rare for real sizes)
+        recalls.append(np.where(total > 0, hits / np.maximum(total, 1e-12), np.nan))
+    return np.nanmean(np.stack(recalls), axis=0)
+
+
+def _seed_indices(rng, n_boot: int, n_pre: int, n_fine: int):
+    """Resampled pre-training seeds (B, P) and fine-tuning seeds within each (B, P, F)."""
+    return rng.integers(n_pre, size=(n_boot, n_pre)), rng.integers(n_fine, size=(n_boot, n_pre, n_fine))
+
+
+def _gather(run_scores: np.ndarray, pre: np.ndarray, fine: np.ndarray) -> np.ndarray:
+    """(B,) the mean over the resampled seeds of each replicate."""
+    b = np.arange(run_scores.shape[0])[:, None, None]
+    return run_scores[b, pre[:, :, None], fine].mean(axis=(1, 2))
+
+
+def point_score(correct, labels=None) -> float:
+    """The score averaged over every run (no resampling)."""
+    correct = np.asarray(correct, dtype=float)
+    return float(_run_scores(correct, np.ones((1, correct.shape[-1])), labels).mean())
+
+
+def bootstrap(tasks, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(B,) replicates of the mean over ``tasks`` of one variant's score.
+
+    ``tasks`` is a list of ``(correct, labels)`` with ``correct`` of shape (P, F, N_task); all
+    tasks share the pre-training seeds (one checkpoint serves every task) and the fine-tuning
+    seed indices, so those are drawn once per replicate; items are drawn per task.
+    """
+    return paired_bootstrap([(c, None, y) for c, y in tasks], n_boot, seed)[0]
+
+
+def paired_bootstrap(tasks, n_boot: int = 2000, seed: int = 0):
+    """Replicates of the mean over tasks of variant a's score, b's score (or ``None``) and a−b.
+
+    ``tasks``: a list of ``(correct_a, correct_b, labels)``; ``correct_b`` may be ``None``.
+    The same seed and item indices are used for a and b (they share inputs).  Returns three
+    (B,) arrays ``(a, b, a - b)`` (b and the difference ``None`` without b).
+    """
+    rng = np.random.default_rng(seed)
+    shapes = {np.shape(a)[:2] for a, _, _ in tasks} | {np.shape(b)[:2] for _, b, _ in tasks if b is not None}
+    if len(shapes) != 1:
+        raise ValueError(f"every task needs the same (pre-training, fine-tuning) seeds, got {sorted(shapes)}")
+    (n_pre, n_fine), = shapes
+    pre, fine = _seed_indices(rng, n_boot, n_pre, n_fine)
+    sum_a, sum_b, paired = np.zeros(n_boot), np.zeros(n_boot), all(b is not None for _, b, _ in tasks)
+    for a, b, labels in tasks:
+        weights = _item_weights(rng, np.shape(a)[-1], n_boot)
+        sum_a += _gather(_run_scores(a, weights, labels), pre, fine)
+        if b is not None:
+            sum_b += _gather(_run_scores(b, weights, labels), pre, fine)
+    k = len(tasks)
+    if not paired:
+        return sum_a / k, None, None
+    return sum_a / k, sum_b / k, (sum_a - sum_b) / k
+
+
+def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval holding ``level`` of the replicates."""
+    tail = (1 - level) / 2
+    low, high = np.quantile(replicates, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    """``"a better"`` when the whole interval of a−b is above 0, ``"b better"`` when below,
+    else ``"inconclusive"``."""
+    if low > 0:
+        return "a better"
+    if high < 0:
+        return "b better"
+    return "inconclusive"
+
+
+def compare(tasks, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Paired comparison of two variants over tasks: mean difference, interval and verdict."""
+    a, b, diff = paired_bootstrap(tasks, n_boot, seed)
+    point = float(np.mean([point_score(ca, y) - point_score(cb, y) for ca, cb, y in tasks]))
+    low, high = interval(diff, level)
+    return {"diff": point, "low": low, "high": high, "level": level, "verdict": verdict(low, high)}
+
+
+__all__ = ["bootstrap", "paired_bootstrap", "point_score", "interval", "verdict", "compare"]

@@ -1,0 +1,161 @@
+"""The evidence runner: resumable, a deadline, two trainings at once; and the plan."""
+import json
+import time
+
+import pytest
+
+from compattn import evidence
+from compattn.data import TASKS
+
+
+def test_plan_covers_every_variant_seed_and_task():
+    import compattn
+
+    runs = evidence.plan("tiny")
+    seeds = evidence.PROTOCOL["seeds"]
+    n_pre, n_fine = len(seeds["pretrain"]), len(seeds["finetune_per_pretrain"])
+    assert len(seeds["pretrain"]) >= 3
+    assert sum(r[0] == "pretrain" for r in runs) == len(compattn.variants()) * n_pre
+    assert sum(r[0] == "finetune" for r in runs) == len(compattn.variants()) * n_pre * n_fine * len(TASKS)
+    names = [evidence.run_name(*r) for r in runs]
+    assert len(set(names)) == len(names)
+    # every fine-tuning comes after the pre-training it starts from
+    for i, (kind, variant, seed, _) in enumerate(runs):
+        if kind == "finetune":
+            assert ("pretrain", variant, evidence.pretrain_seed_of(seed), None) in runs[:i]
+
+
+def test_protocol_thresholds_are_stated():
+    p = evidence.PROTOCOL
+    for key in ("recipe", "budget", "seeds", "plateau", "gate", "chance", "informative", "verdict"):
+        assert key in p
+    text = evidence.protocol_text()
+    assert max(map(len, text.splitlines())) <= 88
+
+
+def test_plateau_exit():
+    out = evidence.plateau_exit([100, 200, 300, 400], [6.5, 6.2, 5.9, 5.0], 6.45, 800)
+    assert out["left_at"] == 300 and out["left_in_time"]
+    never = evidence.plateau_exit([100, 200], [6.5, 6.4], 6.45, 200)
+    assert never["left_at"] is None and not never["left_in_time"]
+
+
+def test_run_evidence_resumes_meets_deadline_and_runs_two_at_once(tmp_path):
+    kw = dict(steps={"pretrain": 3, "finetune": 2}, variants=["none"],
+              tasks=["word_order"], progress=False, device="cpu")
+    first = evidence.run_evidence(tmp_path, "tiny", deadline=time.monotonic() - 1, **kw)
+    assert first["done"] == [] and not first["complete"] and first["remaining"] == first["planned"]
+    result = evidence.run_evidence(tmp_path, "tiny", parallel=2, **kw)
+    assert result["complete"] and result["remaining"] == 0 and len(result["done"]) == result["planned"]
+    assert (tmp_path / evidence.COMPLETE).exists()
+    again = evidence.run_evidence(tmp_path, "tiny", parallel=2, **kw)
+    assert again["done"] == [] and again["complete"]
+    # a run made in two processes equals the same run made here, alone
+    ft = json.loads((tmp_path / "finetune-none-word_order-s101.json").read_text())
+    assert len(ft["final"]["test"]["items"]["pred"]) == len(ft["final"]["test"]["items"]["gold"])
+    alone = tmp_path / "alone"
+    evidence.execute(("pretrain", "none", 1, None), str(alone), "tiny", "cpu", kw["steps"], False, 1)
+    evidence.execute(("finetune", "none", 101, "word_order"), str(alone), "tiny", "cpu", kw["steps"], False, 1)
+    again_ft = json.loads((alone / "finetune-none-word_order-s101.json").read_text())
+    assert again_ft["final"]["test"]["items"] == ft["final"]["test"]["items"]
+    # a different budget is a different plan: nothing counts as done
+    other = evidence.run_evidence(tmp_path, "tiny", deadline=time.monotonic() - 1,
+                                  **{**kw, "steps": {"pretrain": 4, "finetune": 2}})
+    assert other["remaining"] == other["planned"] and not other["complete"]
+
+
+def test_best_evidence_prefers_complete_gpu(tmp_path):
+    assert evidence.best_evidence(tmp_path) is None
+    for profile in ("cpu", "gpu"):
+        (tmp_path / evidence.EVIDENCE_DIRS[profile]).mkdir()
+    (tmp_path / "evidence-cpu" / evidence.COMPLETE).write_text("{}")
+    assert evidence.best_evidence(tmp_path).name == "evidence-cpu"
+    (tmp_path / "evidence-gpu" / evidence.COMPLETE).write_text("{}")
+    assert evidence.best_evidence(tmp_path).name == "evidence-gpu"
+
+
+def synthetic_records(gain=None, stuck=(), n_items=300, tasks=("wn_pos", "word_order"), seed=0):
+    """Records as the runner writes them, with planted per-variant accuracies."""
+    import numpy as np
+
+    from compattn.train import encode_items
+
+    rng = np.random.default_rng(seed)
+    gain = gain or {}
+    variants = ["absolute", "none", "composite", "composite_fixed", "composite_query",
+                "composite_key", "lightconv", "dynconv", "conv_values"]
+    records = []
+    golds = {t: rng.integers(0, 2 if t == "word_order" else 4, n_items) for t in tasks}
+    golds["wn_pos"][: int(0.7 * n_items)] = 0           # unbalanced: balanced accuracy
+    for v in variants:
+        for p in evidence.PROTOCOL["seeds"]["pretrain"]:
+            left = None if v in stuck else 300
+            records.append({"kind": "pretrain", "variant": v, "seed": p, "train": {"steps": 1000},
+                            "final": {"loss": 5.0 - 0.01 * (v != "none") + 0.001 * p},
+                            "plateau": {"left_at": left, "left_in_time": left is not None}})
+            for f in evidence.PROTOCOL["seeds"]["finetune_per_pretrain"]:
+                for t in tasks:
+                    gold = golds[t]
+                    right = rng.random(n_items) < 0.6 + gain.get(v, 0.0)
+                    pred = np.where(right, gold, (gold + 1) % (gold.max() + 1))
+                    records.append({"kind": "finetune", "variant": v, "task": t,
+                                    "seed": evidence.finetune_seed(p, f),
+                                    "final": {"test": {"items": {"pred": encode_items(pred),
+                                                                 "gold": encode_items(gold)}}}})
+    return records
+
+
+def test_analysis_finds_a_planted_gain_and_excludes_stuck_runs():
+    a = evidence.analyse(synthetic_records(gain={"composite": 0.2}, stuck=("dynconv",)), n_boot=300)
+    verdicts = {(c["x"], c["y"]): c for c in a["claims"]}
+    assert a["gate"]["passed"]
+    assert verdicts[("composite", "absolute")]["verdict"] == "supports"
+    assert verdicts[("dynconv", "absolute")]["verdict"] == "not established"
+    assert "plateau" in verdicts[("dynconv", "absolute")]["why"]
+    assert verdicts[("lightconv", "absolute")]["verdict"] != "supports"
+    assert a["balanced"]["wn_pos"] and not a["balanced"]["word_order"]
+    assert set(a["informative"]) == {"wn_pos", "word_order"}
+    for table in [evidence.plateau_table(a), evidence.claims_table(a), *evidence.score_tables(a)]:
+        header = table.splitlines()[0]
+        assert header.count("|") - 1 <= 7
+        assert "|" in table and "nan" not in table
+
+
+def test_analysis_leaves_uninformative_tasks_out_and_checks_the_gate():
+    records = synthetic_records(gain={v: -0.1 for v in ["absolute", "none", "composite", "composite_fixed",
+                                                        "composite_query", "composite_key", "lightconv",
+                                                        "dynconv", "conv_values"]})
+    for r in records:       # absolute worse than none at masked LM
+        if r["kind"] == "pretrain" and r["variant"] == "absolute":
+            r["final"]["loss"] = 9.0
+    a = evidence.analyse(records, n_boot=200)
+    assert "word_order" not in a["informative"]        # 50 % on a balanced binary task
+    assert not a["gate"]["passed"]
+    assert all(c["verdict"] == "not established" for c in a["claims"] if c["y"] == "absolute")
+
+
+def test_task_metrics_keep_items_and_balanced_accuracy():
+    import torch
+
+    from compattn.train import decode_items, majority_accuracy, task_metrics
+
+    y = torch.tensor([0] * 8 + [1] * 2)
+    logits = torch.zeros(10, 2)
+    logits[:, 0] = 1.0                                  # always class 0
+    m = task_metrics(logits, y, False, 2, items=True)
+    assert m["accuracy"] == pytest.approx(0.8) and m["balanced_accuracy"] == pytest.approx(0.5)
+    assert decode_items(m["items"]["gold"]) == y.tolist() and set(m["items"]["pred"]) == {"0"}
+    splits = {"dev": (None, None, torch.tensor([1, 1, 0])), "test": (None, None, y)}
+    chance = majority_accuracy(torch.tensor([1, 1, 1, 0]), splits, 2)
+    assert chance["test"] == pytest.approx(0.8)               # the test split's largest class
+    assert chance["train_majority"] == pytest.approx(0.2)     # the training majority scores less
+    assert chance["balanced"] == 0.5
+
+
+def test_pilot_tables_are_split_to_fit():
+    from compattn import sweep
+
+    summary = {v: {t: {"mean": 0.5, "std": 0.01, "n": 3} for t in "abcdef"} for v in ("x", "y")}
+    tables = sweep.score_tables(summary, {t: 0.5 for t in "abcdef"})
+    assert len(tables) == 2
+    assert all(t.splitlines()[0].count("|") - 1 <= 7 for t in tables)

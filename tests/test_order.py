@@ -1,0 +1,29 @@
+"""The order task: a bag of words is at chance, a bigram model is well above it."""
+from compattn.data import load_task
+from compattn.data.build import split_of
+from compattn.data.order import baselines, order_rows, rotate
+
+
+def test_rotation_keeps_the_words_and_cuts_inside():
+    words = "the film is a joy to watch .".split()
+    for h in range(20):
+        rotated = rotate(words, h)
+        assert sorted(rotated) == sorted(words) and rotated != words
+        k = len(words) - rotated.index(words[0])
+        assert 2 <= k <= len(words) - 2
+
+
+def test_rows_are_balanced_and_use_each_sentence_once():
+    sentences = [{"domain": "movie", "id": str(i), "score": 1.0,
+                  "text": " ".join(f"w{i}_{j}" for j in range(8))} for i in range(400)]
+    rows = order_rows(sentences + sentences[:10], split_of)
+    assert len(rows) == 400
+    share = sum(r["label"] == "0" for r in rows) / len(rows)
+    assert 0.4 < share < 0.6
+
+
+def test_baselines_on_the_embedded_sample():
+    train, test = load_task("word_order", "train", "sample"), load_task("word_order", "test", "sample")
+    b = baselines(train, test)
+    assert b["bag_of_words"] <= b["chance"] + 0.03
+    assert b["bigrams"] >= b["chance"] + 0.2
