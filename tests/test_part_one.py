@@ -82,11 +82,16 @@ def test_composite_query_without_content_is_dynconv_renormalised():
     dyn = compattn.build("dynconv", D, H, 32, max_rel=k, glu=False).double()
     d_h = D // H
     with torch.no_grad():
+        # dynconv predicts its kernel from the vectors it convolves (its value projection), so
+        # the composite layer's values are made equal to its queries, and head h's generator
+        # reads only head h's channels: logits_{h,r} = q_h . u_r * scale
         comp.query.bias.zero_()
-        W = comp.query.weight.view(H, d_h, D)
-        G = torch.einsum("cr,hcd->hrd", comp.query_kernel, W) * comp.scale
+        comp.value.load_state_dict(comp.query.state_dict())
+        dyn.value.load_state_dict(comp.query.state_dict())
+        G = torch.zeros(H, 2 * k + 1, D, dtype=torch.float64)
+        for h in range(H):
+            G[h, :, h * d_h:(h + 1) * d_h] = comp.query_kernel.T * comp.scale
         dyn.kernel_generator.weight.copy_(G.reshape(H * (2 * k + 1), D))
-        dyn.value.load_state_dict(comp.value.state_dict())
         dyn.out.load_state_dict(comp.out.state_dict())
     x = torch.randn(2, T, D, dtype=torch.float64)
     A_comp, A_dyn = comp.mixing_matrix(x), dyn.mixing_matrix(x)
