@@ -196,14 +196,16 @@ def run_done(out: Path, run: tuple, profile: str, steps: dict) -> bool:
         return False
     record = json.loads((Path(out) / f"{name}.json").read_text())
     want = expected_settings(run, out, profile, steps)
-    if want is not None and "settings" in record:
-        return _json_equal(record["settings"], want)
-    prof = get_profile(profile)
     kind = run[0]
-    planned = steps.get(kind) or getattr(prof, kind).steps
-    if record.get("profile") != profile or record["train"]["steps"] != planned:
-        return False
-    # without settings, a fine-tuning is only as current as the pre-training it started from
+    if want is not None and "settings" in record:
+        if not _json_equal(record["settings"], want):
+            return False
+    else:
+        planned = steps.get(kind) or getattr(get_profile(profile), kind).steps
+        if record.get("profile") != profile or record["train"]["steps"] != planned:
+            return False
+    # a fine-tuning is only as current as the pre-training it started from (its checkpoint may
+    # still be on disk although the plan now wants another pre-training)
     return kind == "pretrain" or run_done(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None),
                                           profile, steps)
 
