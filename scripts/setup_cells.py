@@ -52,7 +52,7 @@ def macros_cell_source() -> str:
 def install_cell_source() -> str:
     return ("# On Colab: install the book's library first (does nothing elsewhere)\n"
             "import sys; \"google.colab\" in sys.modules and get_ipython().run_line_magic(\n"
-            f"    \"pip\", \"install -q git+{repository_url()}\")")
+            f"    \"pip\", \"install -q git+{repository_url()}\");")   # ';': no output
 
 
 def banner_output() -> str:
@@ -125,6 +125,8 @@ def sync(nb) -> None:
         cell["source"] = lines(want["source"])
         if want["tags"]:
             cell["metadata"]["tags"] = want["tags"]
+        if index == 2:          # the install line prints nothing (it ends with ';')
+            cell["outputs"] = []
         if index == 3:
             # the banner is what setup() prints; anything else a chapter prints belongs to
             # a later cell of its own
