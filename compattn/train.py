@@ -397,12 +397,13 @@ def allow_many_compiled_graphs():
 
 
 def git_commit() -> str:
-    """HEAD's hash, with ``+dirty`` when the library's files differ from it."""
+    """HEAD's hash, with ``+dirty`` when the library's code differs from it (the results it is
+    writing under ``compattn/results`` do not count)."""
     here = Path(__file__).parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
                               timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], capture_output=True, text=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)results"], capture_output=True, text=True,
                                cwd=here, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
