@@ -50,9 +50,12 @@ def macros_cell_source() -> str:
 
 
 def install_cell_source() -> str:
+    # a statement, not an expression: it has no value, so it prints nothing anywhere
     return ("# On Colab: install the book's library first (does nothing elsewhere)\n"
-            "import sys; \"google.colab\" in sys.modules and get_ipython().run_line_magic(\n"
-            f"    \"pip\", \"install -q git+{repository_url()}\");")   # ';': no output
+            "import sys\n"
+            "if \"google.colab\" in sys.modules:\n"
+            "    get_ipython().run_line_magic(\n"
+            f"        \"pip\", \"install -q git+{repository_url()}\")")
 
 
 def banner_output() -> str:
@@ -125,7 +128,7 @@ def sync(nb) -> None:
         cell["source"] = lines(want["source"])
         if want["tags"]:
             cell["metadata"]["tags"] = want["tags"]
-        if index == 2:          # the install line prints nothing (it ends with ';')
+        if index == 2:          # the install cell prints nothing
             cell["outputs"] = []
         if index == 3:
             # the banner is what setup() prints; anything else a chapter prints belongs to
