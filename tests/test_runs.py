@@ -128,10 +128,6 @@ def test_a_training_step_has_no_graph_breaks():
     objective = T.Objective(model, "mlm")
     explained = torch._dynamo.explain(objective)(ids, pad, labels)
     torch._dynamo.reset()
-    if explained.graph_break_count:
-        where = {str(b.user_stack[-1]) for b in explained.break_reasons if b.user_stack}
-        if all("check_input" in w for w in where):
-            pytest.xfail("the only graph breaks are in Mixer.check_input (pad_mask.any(dim=1).all(), base.py)")
     assert explained.graph_break_count == 0, explained.break_reasons
 
 
