@@ -105,7 +105,10 @@ def problems_in(url) -> list[str]:
             if not seen["theorems"]:
                 problems.append("the theorem and proof directives did not render as boxes")
             logged += [f"jupyterlab-myst logged: {e['message'][:200]}" for e in driver.get_log("browser")
-                       if e["level"] == "SEVERE" and "jupyterlab-myst" in e["message"]]
+                       if e["level"] == "SEVERE" and "jupyterlab-myst" in e["message"]
+                       # a {ref} to another chapter cannot resolve inside one notebook: it
+                       # stays as its text, which is what a reader of one notebook expects
+                       and "Cross reference target was not found" not in e["message"]]
             problems += logged[:3]
             if not problems or time.time() > deadline:
                 break

@@ -62,8 +62,8 @@ class RelativeAttention(Attention):
 
 @register("composite", cost="two (T, 2k+1) matmuls + gathers",
           paper_term="composite attention (qk_convfixed_convq_convk)",
-          formula=r"\softmax_j\big(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)}"
-                  r" + (q_i\cdot u_{\clip(j-i)} + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
+          formula=r"\softmax_j\big(\tfrac{q_i\cdot k_j + q_i\cdot u_{\clip(j-i)}"
+                  r" + k_j\cdot u'_{\clip(i-j)}}{\sqrt{d_h}} + \beta^{(h)}_{\clip(j-i)}\big)",
           tables={"fixed": "fixed_kernel", "query": "query_kernel", "key": "key_kernel"},
           generated={"query": "query_kernel", "key": "key_kernel"}, zero_init=("fixed_kernel",))
 @register("composite_key", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
