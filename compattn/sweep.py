@@ -13,7 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
+from .progress import tqdm
 
 from .data import TASKS
 from .records import validate_record

@@ -30,21 +30,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-try:
-    from tqdm import tqdm
-except ImportError:             # a bare GPU image: no progress bars, the same training
-    class tqdm:                 # noqa: N801
-        def __init__(self, iterable, **_):
-            self.iterable = iterable
-
-        def __iter__(self):
-            return iter(self.iterable)
-
-        def set_postfix(self, **_):
-            pass
-
 from .config import TrainConfig, get_profile, resolve_device
 from .encoder import Encoder, EncoderConfig, masked_lm_loss, parameter_counts
+from .progress import tqdm
 
 MASK_RATE = 0.15
 

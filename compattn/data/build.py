@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
+from ..progress import tqdm
 
 from . import readers as R
 from .order import order_rows
