@@ -72,6 +72,14 @@ def build_on_path(variant: str, path: str, d_model: int, n_heads: int, max_len: 
         return None
 
 
+def _kept(entry: dict, results: list, log) -> bool:
+    """Add one check's entry to ``results``, log it when it failed; return whether it passed."""
+    results.append(entry)
+    if not entry["ok"]:
+        log("CHECK FAILED:", json.dumps(entry))
+    return entry["ok"]
+
+
 def choose_path_source() -> str:
     """The source of the library's single path chooser (shown in chapter 8)."""
     import inspect
@@ -257,10 +265,7 @@ def check_paths(device: str, end: float, log, *, T: int, d_model: int = 64, n_he
                                  ok=max(errors) <= bound and all(map(math.isfinite, errors)))
                 except Exception as err:                                   # noqa: BLE001
                     entry.update(ok=False, error=f"{type(err).__name__}: {str(err)[:300]}")
-                results.append(entry)
-                if not entry["ok"]:
-                    passed = False
-                    log("CHECK FAILED:", json.dumps(entry))
+                passed = _kept(entry, results, log) and passed
         if not complete:
             break
     for variant in compile_variants if compile_variants is not None else variants:
@@ -286,10 +291,7 @@ def check_paths(device: str, end: float, log, *, T: int, d_model: int = 64, n_he
                 entry.update(max_rel_error=max(errors), bound=bound, ok=max(errors) <= bound)
             except Exception as err:                                       # noqa: BLE001
                 entry.update(ok=False, error=f"{type(err).__name__}: {str(err)[:300]}")
-            results.append(entry)
-            if not entry["ok"]:
-                passed = False
-                log("CHECK FAILED:", json.dumps(entry))
+            passed = _kept(entry, results, log) and passed
         if not complete:
             break
     compared = [r for r in results if r.get("path") in PATHS[1:]]
