@@ -50,12 +50,18 @@ def lab(tmp_path_factory):
     nb = json.loads(CHAPTER.read_text())
     nb["cells"][0]["source"] = ["Nothing defined here."]
     (work / "planted.ipynb").write_text(json.dumps(nb))
+    # JupyterLab attaches only the cells in view by default; attach all of them, so the checks
+    # below see every Markdown cell (a macro used far down the page included)
+    settings = work / ".settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port = free_port()
     server = subprocess.Popen(
         [str(lab_exe), "--no-browser", f"--port={port}", "--ServerApp.token=", "--ServerApp.password=",
          "--allow-root", f"--ServerApp.root_dir={work}", "--LabApp.news_url=None"],
         cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, JUPYTER_CONFIG_DIR=str(work / ".config")))
+        env=dict(os.environ, JUPYTER_CONFIG_DIR=str(work / ".config"),
+                 JUPYTERLAB_SETTINGS_DIR=str(work / ".settings")))
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -89,12 +95,13 @@ def problems_in(url) -> list[str]:
         WebDriverWait(driver, 90, poll_frequency=1).until(
             lambda d: d.execute_script("return document.querySelectorAll('.jp-MarkdownCell .katex').length > 5"),
             message="no math typeset in the notebook's Markdown cells")
-        deadline, logged = time.time() + 30, []       # cells render one after another
+        # cells render one after another: judge only once the typeset math stops growing
+        deadline, logged, typeset_before = time.time() + 60, [], -1
         while True:
             seen = driver.execute_script("""
               const text = Array.from(document.querySelectorAll('.jp-MarkdownCell'))
                                 .map(c => c.innerText).join('\\n');
-              return {text,
+              return {text, typeset: document.querySelectorAll('.jp-MarkdownCell .katex').length,
                       katexErrors: Array.from(document.querySelectorAll('.katex-error')).map(e => e.title || e.textContent),
                       theorems: document.querySelectorAll('.jp-MarkdownCell aside, .jp-MarkdownCell [class*=admonition],'
                                                           + ' .jp-MarkdownCell [class*=proof]').length};""")
@@ -110,7 +117,9 @@ def problems_in(url) -> list[str]:
                        # stays as its text, which is what a reader of one notebook expects
                        and "Cross reference target was not found" not in e["message"]]
             problems += logged[:3]
-            if not problems or time.time() > deadline:
+            settled = seen["typeset"] == typeset_before
+            typeset_before = seen["typeset"]
+            if (settled and not problems) or time.time() > deadline:
                 break
             time.sleep(2)
         return problems
