@@ -109,8 +109,6 @@ def test_report_validation():
 
 
 def test_committed_cpu_report_is_valid():
-    from pathlib import Path
-
     path = results_dir() / "bench-cpu.json"
     validate_bench(json.loads(path.read_text()))
 

@@ -1,7 +1,5 @@
-"""The evidence runner: resumable, a deadline, two trainings at once; and the plan."""
-import json
-import time
-
+"""The evidence protocol: its plan, thresholds, plateau exits and analysis (the runner end to
+end: checks/test_evidence_run.py)."""
 import pytest
 
 from compattn import evidence
@@ -38,30 +36,6 @@ def test_plateau_exit():
     assert out["left_at"] == 300 and out["left_in_time"]
     never = evidence.plateau_exit([100, 200], [6.5, 6.4], 6.45, 200)
     assert never["left_at"] is None and not never["left_in_time"]
-
-
-def test_run_evidence_resumes_meets_deadline_and_runs_two_at_once(tmp_path):
-    kw = dict(steps={"pretrain": 3, "finetune": 2}, variants=["none"],
-              tasks=["word_order"], progress=False, device="cpu")
-    first = evidence.run_evidence(tmp_path, "tiny", deadline=time.monotonic() - 1, **kw)
-    assert first["done"] == [] and not first["complete"] and first["remaining"] == first["planned"]
-    result = evidence.run_evidence(tmp_path, "tiny", parallel=2, **kw)
-    assert result["complete"] and result["remaining"] == 0 and len(result["done"]) == result["planned"]
-    assert (tmp_path / evidence.COMPLETE).exists()
-    again = evidence.run_evidence(tmp_path, "tiny", parallel=2, **kw)
-    assert again["done"] == [] and again["complete"]
-    # a run made in two processes equals the same run made here, alone
-    ft = json.loads((tmp_path / "finetune-none-word_order-s101.json").read_text())
-    assert len(ft["final"]["test"]["items"]["pred"]) == len(ft["final"]["test"]["items"]["gold"])
-    alone = tmp_path / "alone"
-    evidence.execute(("pretrain", "none", 1, None), str(alone), "tiny", "cpu", kw["steps"], False, 1)
-    evidence.execute(("finetune", "none", 101, "word_order"), str(alone), "tiny", "cpu", kw["steps"], False, 1)
-    again_ft = json.loads((alone / "finetune-none-word_order-s101.json").read_text())
-    assert again_ft["final"]["test"]["items"] == ft["final"]["test"]["items"]
-    # a different budget is a different plan: nothing counts as done
-    other = evidence.run_evidence(tmp_path, "tiny", deadline=time.monotonic() - 1,
-                                  **{**kw, "steps": {"pretrain": 4, "finetune": 2}})
-    assert other["remaining"] == other["planned"] and not other["complete"]
 
 
 def test_best_evidence_prefers_complete_gpu(tmp_path):

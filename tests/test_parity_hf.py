@@ -5,7 +5,6 @@ identity so that we compare the self-attention context, which is what HF's modul
 """
 import pytest
 import torch
-from torch import nn
 from torch.testing import assert_close
 
 import compattn

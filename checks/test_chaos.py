@@ -2,11 +2,16 @@
 with exactly the weights of an uninterrupted run."""
 import random
 import signal
+import sys
+from pathlib import Path
 
 import torch
 
 from compattn.train import load_checkpoint
-from test_runs import start_child, wait_for_step
+
+# the child process and its step counter are shared with the signal tests of tests/test_runs.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_runs import start_child, wait_for_step  # noqa: E402
 
 STEPS, EVERY, KILLS = 14, 2, 3
 
