@@ -2,7 +2,7 @@
 
 A tiny book with the project's Sphinx extension (_ext/book_site.py) and the repository
 settings of _config.yml is built twice: with COMPATTN_REPOSITORY unset (the address of
-_config.yml) and set to a fork.  No browser needed (tests/test_rendered_book.py checks the
+_config.yml) and set to a fork.  No browser needed (checks/test_rendered_book.py checks the
 real book's console).
 """
 import json
