@@ -1,12 +1,7 @@
-"""Runs that know what made them: settings in checkpoints and records, refusals on resume, signals,
-CUDA random state, and a training step without graph breaks."""
+"""Runs that know what made them: settings in checkpoints and records, refusals on resume, CUDA
+random state, and a training step without graph breaks (signals and kills:
+checks/test_interrupted_runs.py)."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +9,6 @@ import torch
 from compattn import train as T
 from compattn.records import validate_record
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 SMALL = dict(n_layers=1)
 
 
@@ -68,50 +62,6 @@ def test_settings_differences_name_every_leaf():
     b = {"profile": "small", "train": {"steps": 3, "lr": 2e-3}, "pretrained": {"id": "x"}}
     assert T.settings_differences(a, b) == ["pretrained: None -> {'id': 'x'}", "profile: 'tiny' -> 'small'",
                                             "train.lr: 0.001 -> 0.002"]
-
-
-CHILD = textwrap.dedent("""
-    import sys, torch
-    torch.set_num_threads(1)
-    from compattn import train
-    import compattn.data as data
-    docs = data.load_corpus("sample")[:3]
-    data.load_corpus = lambda source="auto": docs                 # a small corpus: a fast start
-    step = train._train_step
-    def logged(s, *args):
-        step(s, *args)
-        print("step", s + 1, flush=True)
-    train._train_step = logged
-    out, steps, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    model, _ = train.pretrain("composite", "tiny", out=out, progress=False, steps=steps, n_layers=1,
-                              train_overrides={"checkpoint_every": every, "eval_every": 4})
-    torch.save(model.state_dict(), out + "/final.pt")
-""")
-
-
-def start_child(out: Path, steps: int, every: int):
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(steps), str(every)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_step(proc, at_least: int) -> int:
-    for line in proc.stdout:
-        if line.startswith("step") and int(line.split()[1]) >= at_least:
-            return int(line.split()[1])
-    raise AssertionError("the run ended early: " + proc.stderr.read()[-2000:])
-
-
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_the_run_after_the_current_step_with_a_checkpoint(tmp_path, sig, code):
-    proc = start_child(tmp_path, steps=400, every=1000)           # no checkpoint would be due
-    seen = wait_for_step(proc, 2)
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err[-2000:]
-    saved = T.load_checkpoint(tmp_path / "pretrain-composite-s0.pt")
-    last = max([seen] + [int(line.split()[1]) for line in out.splitlines() if line.startswith("step")])
-    assert saved["step"] == last < 400, "at most the step under way is lost"
-    assert f"{signal.Signals(sig).name} received, stopped after step {last}" in out
 
 
 def test_a_training_step_has_no_graph_breaks():

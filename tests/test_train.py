@@ -13,8 +13,8 @@ from compattn.records import validate_record
 from compattn.train import finetune, lr_at, mask_tokens, pretrain
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-# a killed run resuming to the same weights: checks/test_chaos.py (SIGKILL at random steps, several
-# times); SIGTERM / SIGINT: tests/test_runs.py
+# a killed run resuming to the same weights (SIGKILL at random steps, several times) and
+# SIGTERM / SIGINT: checks/test_interrupted_runs.py
 
 
 def test_runs_are_deterministic_on_cpu():
