@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from compattn import sweep as S
-from compattn.records import results_dir
 from compattn.train import finetune
 
 
@@ -151,9 +150,6 @@ def test_fine_tuning_without_the_pretrained_checkpoint_says_what_to_do(tmp_path)
     with pytest.raises(ValueError, match="pretrain-none-s0.json is finished but its checkpoint .* is gone"):
         S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,
                 steps={"pretrain": 1, "finetune": 1})
-
-
-RESULTS = results_dir()
 
 
 # --- sweeps that heal and know what made their runs ---------------------------------------------
