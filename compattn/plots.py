@@ -131,19 +131,19 @@ def plot_scaling(results: dict, lengths, key: str = "median_ms", ylabel: str = "
 
 def kernel_attention(logits, seq_len: int, clip: bool = True):
     """The attention a kernel alone gives over the keys of a ``seq_len``-token sequence:
-    an array (T, T) whose row i is the softmax over keys j of ``logits[clip(j - i) + k]``.
+    an array (T, T) whose row i is the softmax over keys j of ``logits[clip(j - i) + ℓ]``.
 
-    ``logits`` has 2k+1 entries for the offsets r = j - i = -k..k.  With ``clip`` (composite
+    ``logits`` has 2ℓ+1 entries for the offsets r = j - i = -ℓ..ℓ.  With ``clip`` (composite
     attention's ``outside="clip"``) every key beyond the window reuses the edge entry, so an
-    edge column stands for *every* offset beyond ±k; without it (a convolution) those keys
+    edge column stands for *every* offset beyond ±ℓ; without it (a convolution) those keys
     get nothing."""
     import numpy as np
 
     logits = np.asarray(logits, dtype=float)
-    k = (len(logits) - 1) // 2
+    max_rel = (len(logits) - 1) // 2
     offsets = np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None]          # j - i
-    inside = np.abs(offsets) <= k
-    scores = logits[np.clip(offsets, -k, k) + k]
+    inside = np.abs(offsets) <= max_rel
+    scores = logits[np.clip(offsets, -max_rel, max_rel) + max_rel]
     if not clip:
         scores = np.where(inside, scores, -np.inf)
     scores = scores - scores.max(1, keepdims=True)
@@ -153,12 +153,12 @@ def kernel_attention(logits, seq_len: int, clip: bool = True):
 
 def kernel_reach(logits, seq_len: int, clip: bool = True) -> dict:
     """How far a kernel reaches in a ``seq_len``-token sequence, averaged over the queries:
-    ``{"reach": mean |j - i| under kernel_attention, "beyond": the mass on keys outside ±k}``.
+    ``{"reach": mean |j - i| under kernel_attention, "beyond": the mass on keys outside ±ℓ}``.
     Zero logits give the uniform baseline, computed the same way."""
     import numpy as np
 
     weights = kernel_attention(logits, seq_len, clip)
-    k = (len(logits) - 1) // 2
+    max_rel = (len(logits) - 1) // 2
     distance = np.abs(np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None])
     return {"reach": float((weights * distance).sum(1).mean()),
-            "beyond": float((weights * (distance > k)).sum(1).mean())}
+            "beyond": float((weights * (distance > max_rel)).sum(1).mean())}

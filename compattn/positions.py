@@ -2,15 +2,15 @@
 
 Every relative scheme in this library is a *score term* indexed by the offset
 ``r = j - i`` (key position minus query position).  A term that depends on at most one of
-the two tokens is first computed on the ``2k + 1`` offsets it can take, as a small
-``(..., T, 2k+1)`` table, and only then placed into the ``(T, T)`` score matrix:
+the two tokens is first computed on the ``2ℓ + 1`` offsets it can take, as a small
+``(..., T, 2ℓ+1)`` table, and only then placed into the ``(T, T)`` score matrix:
 
-* :func:`place_clipped` gathers it: entry ``(i, j)`` reads column ``clip(j - i) + k``, so
-  offsets beyond ``±k`` reuse the edge columns (Shaw et al.; Chang et al.'s code);
+* :func:`place_clipped` gathers it: entry ``(i, j)`` reads column ``clip(j - i) + ℓ``, so
+  offsets beyond ``±ℓ`` reuse the edge columns (Shaw et al.; Chang et al.'s code);
 * :func:`place_band` writes it as a band: entries with ``|j - i| > k`` are ``outside``
   (0 for a convolution's weights, ``-inf`` for logits), as in Wu et al.'s convolutions.
 
-No ``(T, T, d)`` tensor is ever built: the only ``d``-sized work is a ``(T, d) @ (d, 2k+1)``
+No ``(T, T, d)`` tensor is ever built: the only ``d``-sized work is a ``(T, d) @ (d, 2ℓ+1)``
 matmul done by the caller.
 """
 from __future__ import annotations
@@ -26,33 +26,34 @@ def relative_offsets(T: int, device=None) -> torch.Tensor:
     return pos[None, :] - pos[:, None]
 
 
-def clipped_index(T: int, k: int, device=None) -> torch.Tensor:
-    """``(T, T)`` index ``clip(j - i, -k, k) + k`` into a table of ``2k + 1`` offsets."""
-    return relative_offsets(T, device).clamp(-k, k) + k
+def clipped_index(T: int, max_rel: int, device=None) -> torch.Tensor:
+    """``(T, T)`` index ``clip(j - i, -ℓ, ℓ) + ℓ`` into a table of ``2ℓ + 1`` offsets
+    (ℓ = ``max_rel``)."""
+    return relative_offsets(T, device).clamp(-max_rel, max_rel) + max_rel
 
 
-def place_clipped(table: torch.Tensor, k: int) -> torch.Tensor:
-    """Place a ``(..., T, 2k+1)`` table of per-offset terms into ``(..., T, T)``.
+def place_clipped(table: torch.Tensor, max_rel: int) -> torch.Tensor:
+    """Place a ``(..., T, 2ℓ+1)`` table of per-offset terms into ``(..., T, T)``.
 
     Row ``i`` of the table belongs to query ``i``; entry ``(i, j)`` of the result is
-    ``table[..., i, clip(j - i) + k]``.  For a key-based term (row ``j`` belongs to key
-    ``j``, indexed by ``i - j``) transpose the result: ``place_clipped(t, k).mT``.
+    ``table[..., i, clip(j - i) + ℓ]``.  For a key-based term (row ``j`` belongs to key
+    ``j``, indexed by ``i - j``) transpose the result: ``place_clipped(t, max_rel).mT``.
     """
     T = table.shape[-2]
-    index = clipped_index(T, k, table.device).expand(*table.shape[:-2], T, T)
+    index = clipped_index(T, max_rel, table.device).expand(*table.shape[:-2], T, T)
     return torch.gather(table, -1, index)
 
 
-def place_band(table: torch.Tensor, k: int, outside: float = 0.0) -> torch.Tensor:
-    """Like :func:`place_clipped`, but offsets beyond ``±k`` get ``outside``.
+def place_band(table: torch.Tensor, max_rel: int, outside: float = 0.0) -> torch.Tensor:
+    """Like :func:`place_clipped`, but offsets beyond ``±ℓ`` get ``outside``.
 
     With ``outside=0`` and a table of kernel weights this is the band (Toeplitz when the
     kernel does not depend on ``i``) matrix of a zero-padded 1-D convolution.
     """
     T = table.shape[-2]
     offsets = relative_offsets(T, table.device)
-    placed = place_clipped(table, k)
-    return placed.masked_fill(offsets.abs() > k, outside)
+    placed = place_clipped(table, max_rel)
+    return placed.masked_fill(offsets.abs() > max_rel, outside)
 
 
 def t5_bucket(relative_position: torch.Tensor, bidirectional: bool = True,

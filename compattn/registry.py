@@ -19,7 +19,7 @@ class Entry:
 
     * ``tables``: record key -> attribute (dotted path) of a learned position table, for the
       plots and the training records (a table the options switched off is simply absent);
-    * ``generated``: ``"query"``/``"key"`` -> attribute of a (d_head, 2k+1) table that generates
+    * ``generated``: ``"query"``/``"key"`` -> attribute of a (d_head, 2ℓ+1) table that generates
       a kernel from each query / key (composite's u, u'), read on real text;
     * ``zero_init``: attributes that start at zero (the encoder keeps them so);
     * ``rows_sum_to_one``: whether every row of the mixing matrix sums to one (softmax over

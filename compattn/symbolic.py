@@ -1,12 +1,15 @@
 """SymPy builders for the derivation chapters (Part I).
 
 Two kinds of objects.  The builders write the mixing matrix of each variant out entry by
-entry for a small instance (T = 4 .. 7 tokens, d_h = 2 channels, k = 1 or 2), which a
+entry for a small instance (T = 4 .. 7 tokens, d_h = 2 channels, ell = 1 or 2), which a
 chapter can display and check with :func:`is_zero`.  The ``prove_*`` functions prove the
-main identities for *symbolic* T, k and d_h on symbolic indices i, j, r (``IndexedBase``,
+main identities for *symbolic* T, ell and d_h on symbolic indices i, j, r (``IndexedBase``,
 ``Sum``, ``KroneckerDelta``, ``Piecewise``); each asserts its steps and returns what it
 compared.  ``tests/test_symbolic.py`` and ``tests/test_part_one.py`` run the same
 checks, so a change here or in the library breaks pytest first.
+
+The window (offsets per direction) is ``ell``, printed as the book's symbol; the papers call
+it k, a letter the book keeps for the keys k_j (here ``key[j, c]`` or ``sequence("k", ...)``).
 """
 from __future__ import annotations
 
@@ -24,19 +27,19 @@ def vector(name: str, d: int) -> sp.Matrix:
     return sp.Matrix(1, d, lambda _, c: sp.Symbol(f"{name}_{{{c}}}", real=True))
 
 
-def offset_symbols(name: str, k: int) -> dict:
-    """Symbols name_r for the offsets r = -k .. k (a kernel, a bias table)."""
-    return {r: sp.Symbol(f"{name}_{{{r}}}", real=True) for r in range(-k, k + 1)}
+def offset_symbols(name: str, ell: int) -> dict:
+    """Symbols name_r for the offsets r = -ell .. ell (a kernel, a bias table)."""
+    return {r: sp.Symbol(f"{name}_{{{r}}}", real=True) for r in range(-ell, ell + 1)}
 
 
-def offset_vectors(name: str, k: int, d: int) -> dict:
-    """Row vectors name_r (1, d) for r = -k .. k (relative embeddings)."""
+def offset_vectors(name: str, ell: int, d: int) -> dict:
+    """Row vectors name_r (1, d) for r = -ell .. ell (relative embeddings)."""
     return {r: sp.Matrix(1, d, lambda _, c: sp.Symbol(f"{name}_{{{r},{c}}}", real=True))
-            for r in range(-k, k + 1)}
+            for r in range(-ell, ell + 1)}
 
 
-def clip(r: int, k: int) -> int:
-    return max(-k, min(k, r))
+def clip(r: int, ell: int) -> int:
+    return max(-ell, min(ell, r))
 
 
 def is_zero(expr) -> bool:
@@ -91,42 +94,42 @@ def mix(A: sp.Matrix, V: sp.Matrix) -> sp.Matrix:
 
 
 # --- relative position terms, indexed by the offset r = j - i ----------------------------------
-def fixed_relative_term(T: int, beta: dict, k: int) -> sp.Matrix:
+def fixed_relative_term(T: int, beta: dict, ell: int) -> sp.Matrix:
     """beta_clip(j-i): a per-offset scalar, the same for every query (a fixed kernel)."""
-    return sp.Matrix(T, T, lambda i, j: beta[clip(j - i, k)])
+    return sp.Matrix(T, T, lambda i, j: beta[clip(j - i, ell)])
 
 
-def query_relative_term(Q: sp.Matrix, a: dict, k: int, scale=1) -> sp.Matrix:
+def query_relative_term(Q: sp.Matrix, a: dict, ell: int, scale=1) -> sp.Matrix:
     """q_i . a_clip(j-i): a kernel over offsets generated from the query (Shaw et al.)."""
     T = Q.shape[0]
-    return sp.Matrix(T, T, lambda i, j: (Q[i, :] * a[clip(j - i, k)].T)[0] * scale)
+    return sp.Matrix(T, T, lambda i, j: (Q[i, :] * a[clip(j - i, ell)].T)[0] * scale)
 
 
-def key_relative_term(K: sp.Matrix, a: dict, k: int, scale=1) -> sp.Matrix:
+def key_relative_term(K: sp.Matrix, a: dict, ell: int, scale=1) -> sp.Matrix:
     """k_j . a'_clip(i-j): a kernel generated from the key, indexed by i - j."""
     T = K.shape[0]
-    return sp.Matrix(T, T, lambda i, j: (K[j, :] * a[clip(i - j, k)].T)[0] * scale)
+    return sp.Matrix(T, T, lambda i, j: (K[j, :] * a[clip(i - j, ell)].T)[0] * scale)
 
 
 # --- convolutions ---------------------------------------------------------------------------------
-def band_matrix(T: int, kernel, k: int) -> sp.Matrix:
-    """(T, T) band: entry (i, j) = kernel(i)[j - i] for |j - i| <= k, else 0.
+def band_matrix(T: int, kernel, ell: int) -> sp.Matrix:
+    """(T, T) band: entry (i, j) = kernel(i)[j - i] for |j - i| <= ell, else 0.
 
     ``kernel`` is a dict offset -> weight (the same for every row: a Toeplitz matrix) or a
     function i -> dict (a row-varying, dynamic kernel).
     """
     row = kernel if callable(kernel) else (lambda i: kernel)
-    return sp.Matrix(T, T, lambda i, j: row(i)[j - i] if abs(j - i) <= k else 0)
+    return sp.Matrix(T, T, lambda i, j: row(i)[j - i] if abs(j - i) <= ell else 0)
 
 
-def depthwise_convolution(X: sp.Matrix, W: list, k: int) -> sp.Matrix:
+def depthwise_convolution(X: sp.Matrix, W: list, ell: int) -> sp.Matrix:
     """Zero-padded depthwise convolution: y_ic = sum_r W[c][r] x_{i+r, c}.
 
     ``W[c]`` is a dict offset -> weight for channel c.
     """
     T, d = X.shape
     return sp.Matrix(T, d, lambda i, c: sum(W[c][r] * X[i + r, c]
-                                            for r in range(-k, k + 1) if 0 <= i + r < T))
+                                            for r in range(-ell, ell + 1) if 0 <= i + r < T))
 
 
 def softmax_kernel(w: dict) -> dict:
@@ -135,7 +138,7 @@ def softmax_kernel(w: dict) -> dict:
     return {r: sp.exp(v) / total for r, v in w.items()}
 
 
-def lightweight_convolution(X: sp.Matrix, w_per_head: list, k: int) -> sp.Matrix:
+def lightweight_convolution(X: sp.Matrix, w_per_head: list, ell: int) -> sp.Matrix:
     """Wu et al.'s LightConv: one softmax kernel per head, tied across its channels.
 
     ``w_per_head[h]`` is a dict of logits; channels are split into equal contiguous heads.
@@ -143,7 +146,7 @@ def lightweight_convolution(X: sp.Matrix, w_per_head: list, k: int) -> sp.Matrix
     T, d = X.shape
     H = len(w_per_head)
     kernels = [softmax_kernel(w) for w in w_per_head]
-    return depthwise_convolution(X, [kernels[c * H // d] for c in range(d)], k)
+    return depthwise_convolution(X, [kernels[c * H // d] for c in range(d)], ell)
 
 
 # --- rotary embeddings and Cordonnier et al.'s construction --------------------------------------
@@ -162,37 +165,37 @@ def quadratic_score(r, shift, gamma) -> sp.Expr:
     return -gamma * ((r - shift) ** 2 - shift ** 2)
 
 
-# --- parameter counts as expressions in H, d_h, k ------------------------------------------------
-H, d_h, k_sym = sp.symbols("H d_h k", positive=True, integer=True)
+# --- parameter counts as expressions in H, d_h, ell ----------------------------------------------
+H, d_h, ell_sym = sp.symbols("H d_h ell", positive=True, integer=True)
 
 EXTRA_PARAMETERS = {
-    "composite_fixed": H * (2 * k_sym + 1),
-    "composite_query": d_h * (2 * k_sym + 1),
-    "composite_key": d_h * (2 * k_sym + 1),
-    "composite": H * (2 * k_sym + 1) + 2 * d_h * (2 * k_sym + 1),
+    "composite_fixed": H * (2 * ell_sym + 1),
+    "composite_query": d_h * (2 * ell_sym + 1),
+    "composite_key": d_h * (2 * ell_sym + 1),
+    "composite": H * (2 * ell_sym + 1) + 2 * d_h * (2 * ell_sym + 1),
 }
 
 
-# --- general proofs: symbolic T, k, d_h and symbolic indices ------------------------------------
-# The builders above write matrices out for one small (T, k); the functions below prove the
-# same identities for every T, k and d_h, on symbolic indices i, j, r.  The window is the
-# symbol k; the key vectors are the IndexedBase ``key`` (key[j, c] is channel c of k_j), so
+# --- general proofs: symbolic T, ell, d_h and symbolic indices ----------------------------------
+# The builders above write matrices out for one small (T, ell); the functions below prove the
+# same identities for every T, ell and d_h, on symbolic indices i, j, r.  The window is the
+# symbol ell; the key vectors are the IndexedBase ``key`` (key[j, c] is channel c of k_j), so
 # the two never print alike.  Each returns the
 # SymPy expressions it compared, so a chapter can display them; each asserts on failure.
 i_, j_, r_, c_ = sp.symbols("i j r c", integer=True)
 T_, d_ = sp.symbols("T d_h", integer=True, positive=True)
-k_ = sp.Symbol("k", integer=True, positive=True)
+ell_ = sp.Symbol("ell", integer=True, positive=True)
 x_, w_ = sp.IndexedBase("x"), sp.IndexedBase("w")
 beta_ = sp.Function("beta")
 
 
-def clip_expr(r, k):
-    """clip(r) = max(-k, min(k, r)) as a SymPy expression (symbolic r and k allowed)."""
-    return sp.Max(-k, sp.Min(k, r))
+def clip_expr(r, ell):
+    """clip(r) = max(-ell, min(ell, r)) as a SymPy expression (symbolic r and ell allowed)."""
+    return sp.Max(-ell, sp.Min(ell, r))
 
 
 def prove_band_form(dynamic: bool = False):
-    """For every T, k and row i: sum_j B_ij x_j is the zero-padded convolution.
+    """For every T, ell and row i: sum_j B_ij x_j is the zero-padded convolution.
 
     B_ij = sum_r w_r [j = i + r]; swapping the two finite sums, sum_j [j = i + r] x_j is
     x_{i+r} when 0 <= i + r <= T - 1 and 0 otherwise -- zero padding.  With
@@ -200,8 +203,8 @@ def prove_band_form(dynamic: bool = False):
     argument is the same.  Returns (entry of B, summand of B x after the swap).
     """
     weight = (lambda r: w_[i_, r]) if dynamic else (lambda r: w_[r])
-    entry = sp.Sum(weight(r_) * sp.KroneckerDelta(j_, i_ + r_), (r_, -k_, k_)).doit()
-    expected = sp.Piecewise((weight(j_ - i_), (j_ - i_ >= -k_) & (j_ - i_ <= k_)), (0, True))
+    entry = sp.Sum(weight(r_) * sp.KroneckerDelta(j_, i_ + r_), (r_, -ell_, ell_)).doit()
+    expected = sp.Piecewise((weight(j_ - i_), (j_ - i_ >= -ell_) & (j_ - i_ <= ell_)), (0, True))
     assert entry == expected or sp.simplify(entry - expected) == 0, entry
     summand = sp.Sum(weight(r_) * sp.KroneckerDelta(j_, i_ + r_) * x_[j_],
                      (j_, 0, T_ - 1)).doit()
@@ -211,32 +214,32 @@ def prove_band_form(dynamic: bool = False):
     return entry, summand
 
 
-def offset_cases(k=None):
-    """A symbolic offset r in each of the three cases of clip, for a symbolic k >= 1.
+def offset_cases():
+    """A symbolic offset r in each of the three cases of clip, for a symbolic ell >= 1.
 
-    With n_1, n_2, n_3, n_4 >= 0: r = -k - n_1 (left of the window, r <= -k),
-    r = n_2 - n_3 with k = n_2 + n_3 + n_4 + 1 (inside, |r| <= k - 1), r = k + n_1 (right
-    of the window, r >= k).  Every pair (r, k) with k >= 1 is one of these, so a
+    With n_1, n_2, n_3, n_4 >= 0: r = -ell - n_1 (left of the window, r <= -ell),
+    r = n_2 - n_3 with ell = n_2 + n_3 + n_4 + 1 (inside, |r| <= ell - 1), r = ell + n_1 (right
+    of the window, r >= ell).  Every pair (r, ell) with ell >= 1 is one of these, so a
     statement checked on the three is proved.  (Letters n_*: a, b, p, q, s already mean
     something in the book.)
     """
     n1, n2, n3, n4 = sp.symbols("n_1 n_2 n_3 n_4", integer=True, nonnegative=True)
-    k_in = n2 + n3 + n4 + 1
-    return {"left": (-k_ - n1, k_), "inside": (n2 - n3, k_in), "right": (k_ + n1, k_)}
+    ell_in = n2 + n3 + n4 + 1
+    return {"left": (-ell_ - n1, ell_), "inside": (n2 - n3, ell_in), "right": (ell_ + n1, ell_)}
 
 
 def prove_clip():
-    """clip(r) is -k, r, +k on the three cases, and clip(-r) = -clip(r), for every k."""
+    """clip(r) is -ell, r, +ell on the three cases, and clip(-r) = -clip(r), for every ell."""
     cases = offset_cases()
-    r, k = cases["left"]
-    assert clip_expr(r, k) == -k
-    r, k = cases["inside"]
-    assert clip_expr(r, k) == r
-    r, k = cases["right"]
-    assert clip_expr(r, k) == k
-    for r, k in cases.values():
-        assert sp.simplify(clip_expr(-r, k) + clip_expr(r, k)) == 0
-    return {name: clip_expr(r, k) for name, (r, k) in cases.items()}
+    r, ell = cases["left"]
+    assert clip_expr(r, ell) == -ell
+    r, ell = cases["inside"]
+    assert clip_expr(r, ell) == r
+    r, ell = cases["right"]
+    assert clip_expr(r, ell) == ell
+    for r, ell in cases.values():
+        assert sp.simplify(clip_expr(-r, ell) + clip_expr(r, ell)) == 0
+    return {name: clip_expr(r, ell) for name, (r, ell) in cases.items()}
 
 
 def shift_invariant(f):
@@ -251,19 +254,19 @@ def prove_relative_key_split():
     Returns (logit, content, kernel) as sums over the d_h channels.
     """
     q, kk, a = sp.IndexedBase("q"), sp.IndexedBase("key"), sp.IndexedBase("a")
-    idx = clip_expr(j_ - i_, k_)
+    idx = clip_expr(j_ - i_, ell_)
     logit = sp.Sum(q[i_, c_] * (kk[j_, c_] + a[idx, c_]), (c_, 0, d_ - 1)) / sp.sqrt(d_)
     content = sp.Sum(q[i_, c_] * kk[j_, c_], (c_, 0, d_ - 1)) / sp.sqrt(d_)
     kernel = sp.Sum(q[i_, c_] * a[idx, c_], (c_, 0, d_ - 1)) / sp.sqrt(d_)
     assert sp.simplify(logit.expand() - content.expand() - kernel.expand()) == 0
-    assert shift_invariant(lambda i, j: clip_expr(j - i, k_))    # the kernel index is j - i
+    assert shift_invariant(lambda i, j: clip_expr(j - i, ell_))    # the kernel index is j - i
     return logit, content, kernel
 
 
 def prove_joint_softmax():
     """Step 2 for every T: softmax_j(c_ij + b(j-i)) = e^c e^b / sum_j' e^c e^b."""
     cc, jp = sp.IndexedBase("c"), sp.Symbol("j'", integer=True)
-    b = lambda j: beta_(clip_expr(j - i_, k_))
+    b = lambda j: beta_(clip_expr(j - i_, ell_))
     soft = sp.exp(cc[i_, j_] + b(j_)) / sp.Sum(sp.exp(cc[i_, jp] + b(jp)), (jp, 0, T_ - 1))
     product = (sp.exp(cc[i_, j_]) * sp.exp(b(j_))
                / sp.Sum(sp.exp(cc[i_, jp]) * sp.exp(b(jp)), (jp, 0, T_ - 1)))
@@ -271,41 +274,41 @@ def prove_joint_softmax():
     return soft, product
 
 
-def _cut_weight(r, k):
-    """exp(beta_clip(r)) with the two edge taps beta_{+-k} at -inf: zero unless |r| < k."""
-    return sp.Piecewise((sp.exp(beta_(r)), (r > -k) & (r < k)), (0, True))
+def _cut_weight(r, ell):
+    """exp(beta_clip(r)) with the two edge taps beta_{+-ell} at -inf: zero unless |r| < ell."""
+    return sp.Piecewise((sp.exp(beta_(r)), (r > -ell) & (r < ell)), (0, True))
 
 
 def prove_interior_rows_are_wu():
-    """Step 3 for every T and k: with beta_{+-k} = -inf, interior rows are Wu's kernel.
+    """Step 3 for every T and ell: with beta_{+-ell} = -inf, interior rows are Wu's kernel.
 
     (a) the clipped weight exp(beta_clip(r)) with the edge taps at -inf is exp(beta_r)
-        for |r| < k and 0 otherwise (the three cases of clip, :func:`prove_clip`);
+        for |r| < ell and 0 otherwise (the three cases of clip, :func:`prove_clip`);
     (b) with r = j - i the row's denominator sum_{j=0}^{T-1} becomes a sum over
-        r = -i .. T-1-i; for an interior row (i = k-1+n_1, T-1-i = k-1+n_2, n_1, n_2 >= 0) it
-        splits into r <= -k, |r| <= k-1 and r >= k; the outer two vanish term by term and
-        the middle one is the denominator of Wu's softmax over its 2k-1 taps.
+        r = -i .. T-1-i; for an interior row (i = ell-1+n_1, T-1-i = ell-1+n_2, n_1, n_2 >= 0) it
+        splits into r <= -ell, |r| <= ell-1 and r >= ell; the outer two vanish term by term and
+        the middle one is the denominator of Wu's softmax over its 2 ell - 1 taps.
     The numerators agree entry by entry by (a), so the rows agree.  Returns the row's
     denominator after the index change and Wu's denominator.
     """
     n1, n2, n3, n4 = sp.symbols("n_1 n_2 n_3 n_4", integer=True, nonnegative=True)
-    weight = lambda r, k=k_: _cut_weight(r, k)
-    # (a) every |r| <= k-1 is r = n_2 - n_3 with k = n_2 + n_3 + n_4 + 1; beyond, r = -k-n_1
-    # or k+n_1
+    weight = lambda r, ell=ell_: _cut_weight(r, ell)
+    # (a) every |r| <= ell-1 is r = n_2 - n_3 with ell = n_2 + n_3 + n_4 + 1; beyond, r = -ell-n_1
+    # or ell+n_1
     assert weight(n2 - n3, n2 + n3 + n4 + 1) == sp.exp(beta_(n2 - n3))
-    assert weight(-k_ - n1) == 0 and weight(k_ + n1) == 0
-    # (b) the index change and the split, for an interior row i = k-1+n_1, T-1-i = k-1+n_2
-    i = k_ - 1 + n1
-    T = i + k_ + n2
+    assert weight(-ell_ - n1) == 0 and weight(ell_ + n1) == 0
+    # (b) the index change and the split, for an interior row i = ell-1+n_1, T-1-i = ell-1+n_2
+    i = ell_ - 1 + n1
+    T = i + ell_ + n2
     row_sum = sp.Sum(weight(j_ - i), (j_, 0, T - 1)).change_index(j_, j_ - i, r_)
     assert row_sum.limits[0][1:] == (-i, T - 1 - i)
-    left = sp.Sum(weight(r_), (r_, -i, -k_))
-    middle = sp.Sum(weight(r_), (r_, -(k_ - 1), k_ - 1))
-    right = sp.Sum(weight(r_), (r_, k_, T - 1 - i))
+    left = sp.Sum(weight(r_), (r_, -i, -ell_))
+    middle = sp.Sum(weight(r_), (r_, -(ell_ - 1), ell_ - 1))
+    right = sp.Sum(weight(r_), (r_, ell_, T - 1 - i))
     assert sp.simplify(left + middle + right - row_sum) == 0        # adjacent ranges
-    assert left.change_index(r_, -k_ - r_, n3).doit() == 0
-    assert right.change_index(r_, r_ - k_, n3).doit() == 0
-    wu = sp.Sum(sp.exp(beta_(r_)), (r_, -(k_ - 1), k_ - 1))
+    assert left.change_index(r_, -ell_ - r_, n3).doit() == 0
+    assert right.change_index(r_, r_ - ell_, n3).doit() == 0
+    wu = sp.Sum(sp.exp(beta_(r_)), (r_, -(ell_ - 1), ell_ - 1))
     return row_sum, wu
 
 
@@ -346,14 +349,14 @@ def prove_fixed_kernel(bias):
 
 
 def prove_composite_split():
-    """Composite attention for every T, k, d_h: the logit is content + fixed + query-based +
-    key-based, each position term indexed by the offset alone (symbolic i, j, k, d_h), and
+    """Composite attention for every T, ell, d_h: the logit is content + fixed + query-based +
+    key-based, each position term indexed by the offset alone (symbolic i, j, ell, d_h), and
     the key-based term read at clip(i - j) is the reversed table read at clip(j - i)
-    (because clip(-r) = -clip(r) for every k, :func:`prove_clip`).  Returns the four terms.
+    (because clip(-r) = -clip(r) for every ell, :func:`prove_clip`).  Returns the four terms.
     """
     q, kk = sp.IndexedBase("q"), sp.IndexedBase("key")
     u, u_key = sp.IndexedBase("u"), sp.IndexedBase("u'")
-    fwd, back = clip_expr(j_ - i_, k_), clip_expr(i_ - j_, k_)
+    fwd, back = clip_expr(j_ - i_, ell_), clip_expr(i_ - j_, ell_)
     dot = lambda a, b: sp.Sum(a * b, (c_, 0, d_ - 1)) / sp.sqrt(d_)
     logit = (sp.Sum(q[i_, c_] * (kk[j_, c_] + u[fwd, c_]) + kk[j_, c_] * u_key[back, c_],
                     (c_, 0, d_ - 1)) / sp.sqrt(d_) + beta_(fwd))

@@ -713,9 +713,9 @@ def learned_kernels(model: Encoder) -> dict:
     """The position tables each layer learned, as lists (small: they go into the JSON record).
 
     Which tables a variant has is declared in its registry entry (``Entry.tables``, record key
-    -> attribute), e.g. ``fixed``: composite's beta (H, 2k+1) logits; ``lightconv``: Wu's kernel
-    logits (H, 2k+1); ``t5``: the bucket biases (buckets, H); ``query``/``key``: composite's
-    (d_head, 2k+1) tables; ``kerple_r1``/``kerple_r2``: KERPLE's (H,) parameters.
+    -> attribute), e.g. ``fixed``: composite's beta (H, 2ℓ+1) logits; ``lightconv``: Wu's kernel
+    logits (H, 2ℓ+1); ``t5``: the bucket biases (buckets, H); ``query``/``key``: composite's
+    (d_head, 2ℓ+1) tables; ``kerple_r1``/``kerple_r2``: KERPLE's (H,) parameters.
     """
     from .registry import entry, table
 
@@ -738,7 +738,7 @@ def kernels_on_text(model: Encoder, ids: torch.Tensor) -> list[dict]:
     """Composite attention's *generated* kernels on real text, per layer: each head's kernel over
     the offsets, ``softmax_r(q_i . u_r / sqrt(d_h))`` averaged over the real tokens i of ``ids``
     (``"query"``), and ``softmax_r(k_j . u'_r / sqrt(d_h))`` averaged over the real keys j
-    (``"key"``), each (H, 2k+1).  The tables u, u' alone say little: what a head does depends
+    (``"key"``), each (H, 2ℓ+1).  The tables u, u' alone say little: what a head does depends
     on the queries and keys that real sentences produce.  Which tables generate kernels is
     declared in the registry (``Entry.generated``).  Empty without such tables."""
     from .registry import entry, table

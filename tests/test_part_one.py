@@ -22,14 +22,14 @@ def test_band_form_of_a_convolution_for_every_T_and_k(dynamic):
 
 def test_clip_cases_for_every_k():
     cases = S.prove_clip()
-    assert cases["left"] == -S.k_ and cases["right"] == S.k_
+    assert cases["left"] == -S.ell_ and cases["right"] == S.ell_
 
 
 def test_theorem_steps_for_every_T_k_and_d_h():
     S.prove_relative_key_split()
     S.prove_joint_softmax()
     row_sum, wu = S.prove_interior_rows_are_wu()
-    assert wu.limits[0][1:] == (1 - S.k_, S.k_ - 1)          # 2k - 1 taps
+    assert wu.limits[0][1:] == (1 - S.ell_, S.ell_ - 1)          # 2k - 1 taps
 
 
 def test_composite_and_transformer_xl_decompositions_for_every_d_h():

@@ -7,6 +7,16 @@ import compattn
 from compattn import symbolic as S
 
 
+def test_the_window_and_the_keys_never_print_alike():
+    """The window is the book's \\ell (the papers' k); k stays the keys' letter."""
+    assert sp.latex(S.ell_) == r"\ell" and S.ell_ == S.ell_sym
+    assert "ell" in str(S.EXTRA_PARAMETERS["composite"]) and sp.Symbol("k") not in \
+        S.EXTRA_PARAMETERS["composite"].free_symbols
+    keys = S.sequence("k", 3, 2)
+    assert all(sp.latex(s).startswith("k_{") for s in keys)
+    assert S.ell_ not in set(keys)
+
+
 def test_convolution_is_a_band_matrix_product():
     T, k = 5, 1
     X = S.sequence("x", T, 2)
@@ -68,7 +78,7 @@ def test_parameter_counts_match_the_library():
         base = compattn.mixer_parameter_count("none", d_model, n_heads)
         for name, expr in S.EXTRA_PARAMETERS.items():
             got = compattn.mixer_parameter_count(name, d_model, n_heads, max_rel=k) - base
-            assert got == expr.subs({S.H: n_heads, S.d_h: d_model // n_heads, S.k_sym: k})
+            assert got == expr.subs({S.H: n_heads, S.d_h: d_model // n_heads, S.ell_sym: k})
 
 
 def test_symbolic_lightconv_equals_the_library_numerically():

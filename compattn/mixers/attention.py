@@ -175,7 +175,7 @@ class T5BiasAttention(Attention):
         return self.relative_attention_bias(buckets).T
 
     def offset_tables(self, q, k, T):
-        # one bias per offset, read at offset j - i (k = T - 1: nothing is clipped), so the
+        # one bias per offset, read at offset j - i (ℓ = T - 1: nothing is clipped), so the
         # backward reduces into 2T-1 slots, not T^2 table lookups
         return self.per_offset(T)[None, :, None, :], None, T - 1, False
 

@@ -1,8 +1,8 @@
 """Relative attention that never keeps a (T, T) matrix for the backward pass.
 
-Composite attention's logits are content plus two (T, 2k+1) tables placed into (T, T):
+Composite attention's logits are content plus two (T, 2ℓ+1) tables placed into (T, T):
 
-    s_ij = q_i . k_j * scale + Q[i, c(j - i)] + K[j, c(i - j)]         c(r) = clip(r, -k, k) + k
+    s_ij = q_i . k_j * scale + Q[i, c(j - i)] + K[j, c(i - j)]         c(r) = clip(r, -ℓ, ℓ) + ℓ
 
 The plain path builds s, softmaxes it and lets autograd keep the (B, H, T, T) probabilities --
 at T = 2048 that is most of the memory of a training step.  Here, as in FlashAttention, the
@@ -16,8 +16,8 @@ and each row's log-sum-exp; the backward pass rebuilds one block of probabilitie
                (row and column sums where the offset is clipped, scatter-adds inside the window)
 
 The gradients of the tables flow on, through ordinary autograd, to whatever made them (the
-(T, d) @ (d, 2k+1) matmuls of the query- and key-based terms, or the fixed kernel).
-Saved memory is O(T d + T k) instead of O(T^2).  The blocks run in the input's precision, so the
+(T, d) @ (d, 2ℓ+1) matmuls of the query- and key-based terms, or the fixed kernel).
+Saved memory is O(T d + T ℓ) instead of O(T^2).  The blocks run in the input's precision, so the
 layers use this path for float32 and float64 only.
 """
 from __future__ import annotations
@@ -170,8 +170,8 @@ def chunked_relative_attention(q, k, v, per_query=None, per_key=None, pad_mask=N
                                max_rel: int, band: bool = False):
     """softmax(q k^T scale + placed tables) @ v, computed block by block with O(T) saved memory.
 
-    ``per_query`` (B|1, H, T|1, 2k+1) is read at column clip(j - i) of row i; ``per_key``
-    (B|1, H, T, 2k+1) at column clip(i - j) of row j; ``band=True`` gives offsets beyond ±k
+    ``per_query`` (B|1, H, T|1, 2ℓ+1) is read at column clip(j - i) of row i; ``per_key``
+    (B|1, H, T, 2ℓ+1) at column clip(i - j) of row j; ``band=True`` gives offsets beyond ±ℓ
     ``-inf`` (``outside="mask"``) instead of the edge entry.  ``pad_mask`` (B, T) marks real keys.
     """
     B, H, T, _ = q.shape

@@ -1,13 +1,13 @@
 """Wu et al. (2019)'s lightweight and dynamic convolutions.
 
-    y_i = sum_{r=-k..k} w^(h)_r(i) * v_{i+r}      for the channels of head h
+    y_i = sum_{r=-ℓ..ℓ} w^(h)_r(i) * v_{i+r}      for the channels of head h
     w^(h)(i) = softmax_r( W^(h) )                  lightconv: one kernel per head
     w^(h)(i) = softmax_r( (u_i W_dyn)_(h, :) )     dynconv:   predicted from u_i alone
     u_i = GLU(x_i W_in + b_in)                     the convolution's input (Wu's GLU)
 
 The kernel is tied across the d_head channels of a head ("lightweight") and the sequence is
 zero-padded, so the taps that fall outside it are lost (edge rows sum to less than 1).  The
-forward pass is a true convolution -- 2k+1 shifted multiply-adds, O(T k) memory -- and
+forward pass is a true convolution -- 2ℓ+1 shifted multiply-adds, O(T ℓ) memory -- and
 ``mixing_matrix`` writes the same kernels as a band of the (T, T) matrix.
 """
 from __future__ import annotations
@@ -24,12 +24,12 @@ from .base import Mixer, check_dropout, split_heads, zero_padding
 def convolve_heads(values: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Per-head convolution with zero padding.
 
-    ``values`` (B, H, T, d); ``kernel`` (B|1, H, T|1, 2k+1), tap ``r + k`` weighting
-    offset ``r``.  Returns (B, H, T, d) with out[i] = sum_r kernel[i, r + k] * values[i + r].
+    ``values`` (B, H, T, d); ``kernel`` (B|1, H, T|1, 2ℓ+1), tap ``r + ℓ`` weighting
+    offset ``r``.  Returns (B, H, T, d) with out[i] = sum_r kernel[i, r + ℓ] * values[i + r].
     """
     T, width = values.shape[2], kernel.shape[-1]
-    k = width // 2
-    padded = F.pad(values, (0, 0, k, k))
+    max_rel = width // 2
+    padded = F.pad(values, (0, 0, max_rel, max_rel))
     out = kernel[..., 0, None] * padded[:, :, 0:T]
     for tap in range(1, width):
         out = out + kernel[..., tap, None] * padded[:, :, tap:tap + T]
@@ -37,7 +37,7 @@ def convolve_heads(values: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 
 def _half_width(max_rel, kernel_size) -> int:
-    """Taps per direction from ``kernel_size`` (2k+1) or ``max_rel`` (k); 8 when neither."""
+    """Taps per direction from ``kernel_size`` (2ℓ+1) or ``max_rel`` (ℓ); 8 when neither."""
     if kernel_size is not None:
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be a positive odd int (centred kernel), got {kernel_size!r}")
@@ -69,7 +69,7 @@ class Convolution(Mixer):
         return zero_padding(F.glu(v, dim=-1) if self.glu else v, pad_mask)
 
     def kernel(self, x: torch.Tensor, pad_mask=None) -> torch.Tensor:
-        """Softmax-normalised kernels, (B|1, H, T|1, 2k+1)."""
+        """Softmax-normalised kernels, (B|1, H, T|1, 2ℓ+1)."""
         raise NotImplementedError
 
     def values(self, x, pad_mask=None):
@@ -97,12 +97,12 @@ def _zero_rows(heads, pad_mask):
     return heads if pad_mask is None else heads.masked_fill(~pad_mask[:, None, :, None], 0.0)
 
 
-@register("lightconv", cost="replaces attention: O(T k d), no (T, T) work",
+@register("lightconv", cost="replaces attention: O(T ℓ d), no (T, T) work",
           paper_term="lightweight convolution (Wu et al. 2019)",
-          formula=r"\sum_{\lvert r\rvert\le k}\softmax_r(w^{(h)})_r\, v_{i+r}",
+          formula=r"\sum_{\lvert r\rvert\le \ell}\softmax_r(w^{(h)})_r\, v_{i+r}",
           tables={"lightconv": "weight"}, rows_sum_to_one=False)
 class LightweightConv(Convolution):
-    """One learned kernel of 2k+1 taps per head, softmax-normalised, no content term."""
+    """One learned kernel of 2ℓ+1 taps per head, softmax-normalised, no content term."""
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int | None = None,
                  kernel_size: int | None = None, glu: bool = True, dropout: float = 0.0):
@@ -127,9 +127,9 @@ class LightweightConv(Convolution):
         return self.out(y)
 
 
-@register("dynconv", cost="replaces attention: O(T k d) + kernel generator",
+@register("dynconv", cost="replaces attention: O(T ℓ d) + kernel generator",
           paper_term="dynamic lightweight convolution (Wu et al. 2019)",
-          formula=r"\sum_{\lvert r\rvert\le k}\softmax_r(v_i W^{\mathrm{dyn}})^{(h)}_r\, v_{i+r}",
+          formula=r"\sum_{\lvert r\rvert\le \ell}\softmax_r(v_i W^{\mathrm{dyn}})^{(h)}_r\, v_{i+r}",
           rows_sum_to_one=False)
 class DynamicConv(Convolution):
     """Kernel of each position predicted from that position's convolution input alone.
@@ -143,7 +143,7 @@ class DynamicConv(Convolution):
                  kernel_size: int | None = None, glu: bool = True, dropout: float = 0.0):
         super().__init__(d_model, n_heads, max_len, max_rel=max_rel, kernel_size=kernel_size,
                          glu=glu, dropout=dropout)
-        # fairseq's weight_linear: Linear(d, H * (2k+1)) without bias
+        # fairseq's weight_linear: Linear(d, H * (2ℓ+1)) without bias
         self.kernel_generator = nn.Linear(d_model, n_heads * (2 * self.max_rel + 1), bias=False)
 
     def kernel(self, x, pad_mask=None):
@@ -152,7 +152,7 @@ class DynamicConv(Convolution):
     def _kernel_from(self, u):
         B, T, _ = u.shape
         logits = self.kernel_generator(u).view(B, T, self.n_heads, -1).transpose(1, 2)
-        return F.softmax(logits, dim=-1)                               # (B, H, T, 2k+1)
+        return F.softmax(logits, dim=-1)                               # (B, H, T, 2ℓ+1)
 
     def forward(self, x, pad_mask=None):
         x, pad_mask = self.prepare(x, pad_mask)

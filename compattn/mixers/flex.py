@@ -1,4 +1,4 @@
-"""FlexAttention path: the (T, 2k+1) tables are read inside the fused attention kernel.
+"""FlexAttention path: the (T, 2ℓ+1) tables are read inside the fused attention kernel.
 
 On a GPU, PyTorch's FlexAttention compiles a ``score_mod`` -- a function of one logit and its
 indices (b, h, i, j) -- into a FlashAttention-style kernel, forward and backward, and it
@@ -7,8 +7,8 @@ indexed by the offset becomes one lookup per logit, with no (T, T) matrix in mem
 
     score_mod(s, b, h, i, j) = s + Q[b, h, i, c(j - i)] + K[b, h, j, c(i - j)]
 
-(``c(r) = clip(r, -k, k) + k``), plus ``-inf`` for padded keys and, with ``band``, for offsets
-beyond ±k.  T5's bucket biases are the same thing with one row per head and k = T - 1.
+(``c(r) = clip(r, -ℓ, ℓ) + ℓ``), plus ``-inf`` for padded keys and, with ``band``, for offsets
+beyond ±ℓ.  T5's bucket biases are the same thing with one row per head and ℓ = T - 1.
 
 Chosen automatically on CUDA with torch >= 2.6 (``paths.choose_path``); FlexAttention has no backward pass on a
 CPU, where ``chunked.py`` and the plain path are used instead.  On a CPU the forward pass runs
@@ -52,7 +52,7 @@ def score_mod_for(per_query, per_key, pad_mask, *, max_rel: int, band: bool):
 
     It captures the tables as they are: a table of size 1 along the batch, head or time
     dimension is indexed with 0 there, never expanded -- T5's (1, H, 1, 2T-1) per-offset bias
-    stays O(H T), a fixed kernel (1, H, 1, 2k+1) O(H k).  A padded query sees every key
+    stays O(H T), a fixed kernel (1, H, 1, 2ℓ+1) O(H ℓ).  A padded query sees every key
     (its output row is zeroed by the caller), so no row is all ``-inf``.
     """
     def reader(table, row):

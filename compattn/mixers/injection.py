@@ -47,7 +47,7 @@ class InjectedConvolution(Attention):
         super().__init__(d_model, n_heads, max_len, dropout=dropout, path=path)
 
 
-@register("conv_qk", cost="two depthwise convolutions O(T k D)",
+@register("conv_qk", cost="two depthwise convolutions O(T ℓ D)",
           paper_term="depthwise-separable conv on queries/keys (half the heads)",
           formula=r"q, k \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvQueriesKeys(InjectedConvolution):
@@ -62,7 +62,7 @@ class ConvQueriesKeys(InjectedConvolution):
                 split_heads(self.key(x, pad_mask), self.n_heads))
 
 
-@register("conv_values", cost="one depthwise convolution O(T k D)",
+@register("conv_values", cost="one depthwise convolution O(T ℓ D)",
           paper_term="depthwise-separable conv on values (half the heads)",
           formula=r"v \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvValues(InjectedConvolution):
@@ -75,7 +75,7 @@ class ConvValues(InjectedConvolution):
         return split_heads(self.value(x, pad_mask), self.n_heads)
 
 
-@register("conv_output", cost="one depthwise convolution O(T k D)",
+@register("conv_output", cost="one depthwise convolution O(T ℓ D)",
           paper_term="depthwise conv added to the attention output",
           formula=r"y_i = \sum_j\alpha_{ij}v_j + s_h\,(\mathrm{DWConv}(v))_i",
           mixing_matrix=False)

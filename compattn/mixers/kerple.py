@@ -14,7 +14,7 @@ its two parameters per head are learned, and its decay is logarithmic, not linea
 kernel exp(-r1 log(1 + r2 |r|)) = (1 + r2 |r|)^(-r1) is a power law in the distance.
 
 The position term is computed as one number per offset, an (H, 2T-1) table, and read at
-offset j - i (k = T - 1: nothing is clipped), as for T5; no (T, T, d) tensor, and FlexAttention
+offset j - i (ℓ = T - 1: nothing is clipped), as for T5; no (T, T, d) tensor, and FlexAttention
 reads the same table inside its kernel.  Positivity as in the authors' code: r1 and r2 are
 clamped to at least ``eps`` = 0.01 where they are used (the authors clamp the stored values
 after each step; clamping in the forward pass gives the same numbers), initialised uniform

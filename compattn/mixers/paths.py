@@ -2,13 +2,13 @@
 
 Every attention variant hands the same description of its logits to :func:`attend`:
 
-    s_ij = q_i . k_j * scale  +  Q[i, c(j - i)]  +  K[j, c(i - j)]        c(r) = clip(r, -k, k) + k
+    s_ij = q_i . k_j * scale  +  Q[i, c(j - i)]  +  K[j, c(i - j)]        c(r) = clip(r, -ℓ, ℓ) + ℓ
 
-with ``per_query`` Q (B|1, H, T|1, 2k+1) read at the offset seen from the query, ``per_key`` K
-(B|1, H, T, 2k+1) read at the offset seen from the key, both optional; ``band=True`` gives
-offsets beyond +-k the logit ``-inf`` (attention restricted to a window); padded keys
+with ``per_query`` Q (B|1, H, T|1, 2ℓ+1) read at the offset seen from the query, ``per_key`` K
+(B|1, H, T, 2ℓ+1) read at the offset seen from the key, both optional; ``band=True`` gives
+offsets beyond ±ℓ the logit ``-inf`` (attention restricted to a window); padded keys
 (``pad_mask`` False) get ``-inf``.  A position term that is one number per offset (T5, ALiBi,
-KERPLE) is a ``per_query`` table of one row per head with k = T - 1.
+KERPLE) is a ``per_query`` table of one row per head with ℓ = T - 1.
 
 Four paths compute that same function:
 
@@ -42,7 +42,7 @@ def choose_path(*, device: torch.device, dtype: torch.dtype, T: int, tables: boo
                 window: bool, dropout: float, training: bool) -> str:
     """The path :func:`attend` takes when none is forced.
 
-    ``tables``: the position term is offset tables; ``window``: their +-k is smaller than
+    ``tables``: the position term is offset tables; ``window``: their ±ℓ is smaller than
     the sequence (composite, shaw), not one entry per offset (t5, alibi, kerple).
     """
     if training and dropout > 0:

@@ -5,8 +5,8 @@
               + q_i . u_clip(j-i) / sqrt(d)  query-based  (a dynamic lightweight convolution)
               + k_j . u'_clip(i-j) / sqrt(d) key-based    (a dynamic lightweight convolution)
 
-Each relative term depends on one token at most, so it is computed on the 2k+1 offsets
-first -- a (T, 2k+1) table from one small matmul -- and then placed into (T, T).  The
+Each relative term depends on one token at most, so it is computed on the 2ℓ+1 offsets
+first -- a (T, 2ℓ+1) table from one small matmul -- and then placed into (T, T).  The
 key-based term is indexed by i - j (the authors' gather-then-transpose); the fixed term
 starts at zero, so composite attention equals plain attention at initialisation.
 """
@@ -28,31 +28,31 @@ CHUNKED_FROM = BLOCK_FROM
 
 
 def _relative_table(d_head: int, width: int) -> nn.Parameter:
-    # kaiming_uniform(a=sqrt(5)) on a (d_head, 2k+1) tensor, as the authors' code does
+    # kaiming_uniform(a=sqrt(5)) on a (d_head, 2ℓ+1) tensor, as the authors' code does
     table = torch.empty(d_head, width)
     nn.init.kaiming_uniform_(table, a=math.sqrt(5))
     return nn.Parameter(table)
 
 
 class RelativeAttention(Attention):
-    """Shared plumbing: the clip window ``max_rel`` (k) and how terms are placed.
+    """Shared plumbing: the clip window ``max_rel`` (ℓ) and how terms are placed.
 
-    ``outside="clip"`` (the authors' choice) lets offsets beyond ±k reuse the edge entry;
-    ``outside="mask"`` gives them -inf, i.e. attention restricted to a ±k window like a
+    ``outside="clip"`` (the authors' choice) lets offsets beyond ±ℓ reuse the edge entry;
+    ``outside="mask"`` gives them -inf, i.e. attention restricted to a ±ℓ window like a
     convolution that is zero outside its taps.
     """
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
                  content: bool = True, dropout: float = 0.0, path: str = "auto"):
         if not isinstance(max_rel, int) or max_rel < 1:
-            raise ValueError(f"max_rel (k, offsets per direction) must be a positive int, got {max_rel!r}")
+            raise ValueError(f"max_rel (ℓ, offsets per direction) must be a positive int, got {max_rel!r}")
         if outside not in ("clip", "mask"):
             raise ValueError(f"outside must be 'clip' or 'mask', got {outside!r}")
         self.max_rel, self.outside = max_rel, outside
         super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
 
     def position_tables(self, q, k):
-        """The (T, 2k+1) tables before placement: ``(per_query, per_key)``, either may be ``None``."""
+        """The (T, 2ℓ+1) tables before placement: ``(per_query, per_key)``, either may be ``None``."""
         raise NotImplementedError
 
     def offset_tables(self, q, k, T):
@@ -60,23 +60,23 @@ class RelativeAttention(Attention):
         return (*self.position_tables(q, k), self.max_rel, self.outside == "mask")
 
 
-@register("composite", cost="two (T, 2k+1) matmuls + gathers",
+@register("composite", cost="two (T, 2ℓ+1) matmuls + gathers",
           paper_term="composite attention (qk_convfixed_convq_convk)",
           formula=r"\softmax_j\big(\tfrac{q_i\cdot k_j + q_i\cdot u_{\clip(j-i)}"
                   r" + k_j\cdot u'_{\clip(i-j)}}{\sqrt{d_h}} + \beta^{(h)}_{\clip(j-i)}\big)",
           tables={"fixed": "fixed_kernel", "query": "query_kernel", "key": "key_kernel"},
           generated={"query": "query_kernel", "key": "key_kernel"}, zero_init=("fixed_kernel",))
-@register("composite_key", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
+@register("composite_key", cost="one (T, d_h) x (d_h, 2ℓ+1) matmul + gather",
           paper_term="composite attention, key-based dynamic (qk_convk)",
           formula=r"\softmax_j\big((q_i\cdot k_j + k_j\cdot u'_{\clip(i-j)})/\sqrt{d_h}\big)",
           tables={"key": "key_kernel"}, generated={"key": "key_kernel"},
           fixed=False, query=False, key=True)
-@register("composite_query", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
+@register("composite_query", cost="one (T, d_h) x (d_h, 2ℓ+1) matmul + gather",
           paper_term="composite attention, query-based dynamic (qk_convq)",
           formula=r"\softmax_j\big((q_i\cdot k_j + q_i\cdot u_{\clip(j-i)})/\sqrt{d_h}\big)",
           tables={"query": "query_kernel"}, generated={"query": "query_kernel"},
           fixed=False, query=True, key=False)
-@register("composite_fixed", cost="a (H, 2k+1) table placed into (T, T)",
+@register("composite_fixed", cost="a (H, 2ℓ+1) table placed into (T, T)",
           paper_term="composite attention, fixed (qk_convfixed)",
           formula=r"\softmax_j(q_i\cdot k_j/\sqrt{d_h} + \beta^{(h)}_{\clip(j-i)})",
           tables={"fixed": "fixed_kernel"}, zero_init=("fixed_kernel",),
@@ -95,7 +95,7 @@ class CompositeAttention(RelativeAttention):
         width = 2 * max_rel + 1
         if fixed:   # beta^(h)_r: one kernel per head, zero at initialisation
             self.fixed_kernel = nn.Parameter(torch.zeros(n_heads, width))
-        if query:   # u_r: (d_head, 2k+1), shared by the heads
+        if query:   # u_r: (d_head, 2ℓ+1), shared by the heads
             self.query_kernel = _relative_table(self.d_head, width)
         if key:     # u'_r
             self.key_kernel = _relative_table(self.d_head, width)
@@ -107,26 +107,26 @@ class CompositeAttention(RelativeAttention):
         # Terms generated at the query position share one table: row i, column clip(j-i).
         per_query = per_key = None
         if self.terms["fixed"]:
-            per_query = self.fixed_kernel[None, :, None, :]             # (1, H, 1, 2k+1)
+            per_query = self.fixed_kernel[None, :, None, :]             # (1, H, 1, 2ℓ+1)
         if self.terms["query"]:
-            generated = (q @ self.query_kernel) * self.scale            # (B, H, T, 2k+1)
+            generated = (q @ self.query_kernel) * self.scale            # (B, H, T, 2ℓ+1)
             per_query = generated if per_query is None else per_query + generated
         if self.terms["key"]:
             per_key = (k @ self.key_kernel) * self.scale                # row j, column clip(i-j)
         return per_query, per_key
 
 
-@register("shaw", cost="one (T, d_h) x (d_h, 2k+1) matmul + gather",
+@register("shaw", cost="one (T, d_h) x (d_h, 2ℓ+1) matmul + gather",
           paper_term="query-based dynamic lightweight convolution (Shaw et al. 2018)",
           formula=r"\softmax_j\big(q_i\cdot(k_j + a^K_{\clip(j-i)})/\sqrt{d_h}\big)",
           tables={"shaw": "relative_keys"}, zero_init=("relative_values",))
 class ShawAttention(RelativeAttention):
-    """Relative key embeddings a^K_r (2k+1 vectors of size d_head, shared by the heads).
+    """Relative key embeddings a^K_r (2ℓ+1 vectors of size d_head, shared by the heads).
 
     Shaw et al. also add relative *value* embeddings a^V_clip(j-i) to the values; neither
     Chang et al.'s code nor Hugging Face's ``relative_key`` does, so ``relative_values``
     is off by default.  With it on, the output gains sum_j alpha_ij a^V_clip(j-i), which
-    is computed from the (T, 2k+1) offset totals of alpha, not from a (T, T, d) tensor.
+    is computed from the (T, 2ℓ+1) offset totals of alpha, not from a (T, T, d) tensor.
     """
 
     def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, relative_values: bool = False,
@@ -141,14 +141,14 @@ class ShawAttention(RelativeAttention):
                                 if relative_values else None)
 
     def position_tables(self, q, k):
-        return (q @ self.relative_keys.T) * self.scale, None      # (B, H, T, 2k+1) per query
+        return (q @ self.relative_keys.T) * self.scale, None      # (B, H, T, 2ℓ+1) per query
 
     def heads(self, x, pad_mask):
         if self.relative_values is None:
             return super().heads(x, pad_mask)
         weights = F.dropout(self._mixing_weights(x, pad_mask), self.dropout if self.training else 0.0,
                             self.training)
-        # total weight each query puts on each clipped offset: (B, H, T, 2k+1)
+        # total weight each query puts on each clipped offset: (B, H, T, 2ℓ+1)
         index = clipped_index(x.shape[1], self.max_rel, x.device).expand_as(weights)
         per_offset = weights.new_zeros(*weights.shape[:-1], 2 * self.max_rel + 1)
         per_offset = per_offset.scatter_add(-1, index, weights)
