@@ -183,8 +183,8 @@ EXTRA_PARAMETERS = {
 # the two never print alike.  Each returns the
 # SymPy expressions it compared, so a chapter can display them; each asserts on failure.
 i_, j_, r_, c_ = sp.symbols("i j r c", integer=True)
-T_, d_ = sp.symbols("T d_h", integer=True, positive=True)
-ell_ = sp.Symbol("ell", integer=True, positive=True)
+T_ = sp.Symbol("T", integer=True, positive=True)
+d_, ell_ = d_h, ell_sym         # the symbols of the parameter counts above, not twins
 x_, w_ = sp.IndexedBase("x"), sp.IndexedBase("w")
 beta_ = sp.Function("beta")
 
