@@ -382,7 +382,9 @@ CLAIMS = [
 
 
 def _finetune_arrays(records, variant, task):
-    """(P, F, N) correctness, gold labels, and the pre-training seeds, or None."""
+    """(P, F, N) correctness, gold labels, and the pre-training seeds; None unless every
+    planned (pre-training seed, fine-tuning seed) run of ``variant`` on ``task`` is recorded,
+    so that an unfinished grid is never compared with a finished one."""
     import numpy as np
 
     from .train import decode_items
@@ -396,9 +398,9 @@ def _finetune_arrays(records, variant, task):
             rows[(pretrain_seed_of(r["seed"]), r["seed"] % 100)] = items
     if not rows:
         return None
-    pre = sorted({p for p, _ in rows})
-    fine = sorted({f for _, f in rows})
-    if len(rows) != len(pre) * len(fine):
+    pre = sorted(PROTOCOL["seeds"]["pretrain"])
+    fine = sorted(PROTOCOL["seeds"]["finetune_per_pretrain"])
+    if set(rows) != {(p, f) for p in pre for f in fine}:
         return None
     gold = np.array(decode_items(next(iter(rows.values()))["gold"]))
     correct = np.zeros((len(pre), len(fine), len(gold)), dtype=np.int8)
@@ -473,9 +475,12 @@ def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
             row["verdict"], row["why"] = "not established", "gate failed: absolute under-trained"
         elif not informative:
             row["verdict"], row["why"] = "not established", "no informative task"
+        elif any((v, t) not in data for v in (x, y) for t in informative):
+            # the average runs over every informative task, or it is not drawn
+            row["verdict"], row["why"] = "not established", "fine-tunings incomplete"
         else:
             pairs = [(data[(x, t)][0], data[(y, t)][0], data[(x, t)][1] if balanced[t] else None)
-                     for t in informative if (x, t) in data and (y, t) in data]
+                     for t in informative]
             c = stats.compare(pairs, level, n_boot, seed)
             row.update(diff=c["diff"], low=c["low"], high=c["high"])
             effect = rules["verdict"]["min_effect"]
@@ -486,6 +491,27 @@ def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
     return {"variants": variants, "plateau": plateau, "usable": usable, "mean_loss": mean_loss,
             "gate": gate, "tasks": list(chance), "chance": chance, "balanced": balanced,
             "scores": scores, "informative": informative, "claims": claims, "level": level}
+
+
+def mean_curves(records) -> tuple[dict, float]:
+    """The dev masked-LM loss of every variant's pre-training, averaged over its seeds:
+    ``({variant: (steps, mean loss)}, unigram loss)``.  Seeds of one variant are evaluated at the
+    same steps (the protocol fixes them); curves that are not are refused, not interpolated."""
+    import numpy as np
+
+    by_variant, unigram = {}, []
+    for r in records:
+        if r["kind"] == "pretrain":
+            by_variant.setdefault(r["variant"], []).append(r)
+            unigram.append(r["plateau"]["unigram_loss"])
+    curves = {}
+    for v, runs in sorted(by_variant.items()):
+        steps = runs[0]["curves"]["step"]
+        if any(r["curves"]["step"] != steps for r in runs):
+            raise ValueError(f"the pre-training seeds of {v!r} were evaluated at different steps")
+        losses = np.array([[d["loss"] for d in r["curves"]["dev"]] for r in runs])
+        curves[v] = (steps, losses.mean(axis=0).tolist())
+    return curves, float(np.mean(unigram)) if unigram else float("nan")
 
 
 # --- rendering (Markdown tables that fit a page column) -----------------------------------------

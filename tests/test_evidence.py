@@ -108,6 +108,34 @@ def test_analysis_leaves_uninformative_tasks_out_and_checks_the_gate():
     assert all(c["verdict"] == "not established" for c in a["claims"] if c["y"] == "absolute")
 
 
+def test_analysis_of_an_unfinished_run_draws_no_verdict_from_a_partial_grid():
+    """While the runner is still going, one variant may have all its fine-tunings and the other
+    only some: the comparison is then not drawn, rather than averaged over what exists."""
+    records = synthetic_records(gain={"composite": 0.2})
+    missing = next(r for r in records if r["kind"] == "finetune" and r["variant"] == "absolute"
+                   and r["task"] == "wn_pos" and r["seed"] == evidence.finetune_seed(2, 1))
+    records.remove(missing)
+    a = evidence.analyse(records, n_boot=200)
+    verdicts = {(c["x"], c["y"]): c for c in a["claims"]}
+    assert verdicts[("composite", "absolute")]["verdict"] == "not established"
+    assert verdicts[("composite", "absolute")]["why"] == "fine-tunings incomplete"
+    assert ("absolute", "wn_pos") not in a["scores"]
+    assert verdicts[("composite", "none")]["verdict"] == "supports"
+
+
+def test_mean_curves_average_the_seeds_on_their_common_steps():
+    def run(variant, seed, losses, steps=(100, 200)):
+        return {"kind": "pretrain", "variant": variant, "seed": seed,
+                "plateau": {"unigram_loss": 6.0},
+                "curves": {"step": list(steps), "dev": [{"loss": x} for x in losses]}}
+
+    curves, unigram = evidence.mean_curves([run("none", 0, [6.0, 5.0]), run("none", 1, [5.0, 4.0]),
+                                            {"kind": "finetune"}])
+    assert curves == {"none": ([100, 200], [5.5, 4.5])} and unigram == 6.0
+    with pytest.raises(ValueError, match="different steps"):
+        evidence.mean_curves([run("none", 0, [6.0, 5.0]), run("none", 1, [5.0], steps=(100,))])
+
+
 def test_task_metrics_keep_items_and_balanced_accuracy():
     import torch
 
