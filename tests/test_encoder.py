@@ -35,6 +35,30 @@ def test_absolute_positions_only_where_wanted():
     assert tiny("t5")(torch.zeros(1, 40, dtype=torch.long)).shape == (1, 40, 32)
 
 
+# A masked token must learn where it is to be predicted. Two equal tokens at different places
+# get equal hidden states in a model that cannot locate its query: `none` by design, and
+# `conv_values` too, since its convolution shapes the values of the keys, but each query's
+# weights depend on its content alone. Parameters are drawn large so that tables which start
+# at zero (T5's buckets, composite's fixed kernel) already act.
+BLIND_TO_THE_QUERY_POSITION = {"none", "conv_values"}
+
+
+@pytest.mark.parametrize("variant", compattn.variants())
+def test_which_variants_tell_two_equal_tokens_apart(variant):
+    model = tiny(variant).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.3)
+    ids = torch.randint(5, 50, (1, 16), generator=torch.Generator().manual_seed(1))
+    ids[0, 3] = ids[0, 11] = 4
+    hidden = model(ids)[0]
+    gap = (hidden[3] - hidden[11]).abs().max().item()
+    if variant in BLIND_TO_THE_QUERY_POSITION:
+        assert gap < 1e-12
+    else:
+        assert gap > 1e-4, f"{variant}: two equal tokens got equal states (gap {gap:.1e})"
+
+
 def test_mlm_decoder_is_tied_to_the_embeddings():
     model = tiny("none")
     hidden = model(torch.randint(0, 50, (1, 5)))
