@@ -454,13 +454,13 @@ def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
 
     informative = []
     for t in chance:
-        best_low = -1.0
-        for v in variants:
-            if (v, t) not in data or not usable[v]:
-                continue
-            correct, gold, _ = data[(v, t)]
-            reps = stats.bootstrap([(correct, gold if balanced[t] else None)], n_boot, seed)
-            best_low = max(best_low, stats.interval(reps, level)[0] - chance[t])
+        runs = [data[(v, t)] for v in variants if (v, t) in data and usable[v]]
+        if not runs:
+            continue
+        gold = runs[0][1]
+        each = stats.bootstrap_each([correct for correct, _, _ in runs], gold if balanced[t] else None,
+                                    n_boot, seed)
+        best_low = max(stats.interval(reps, level)[0] - chance[t] for reps in each)
         if best_low > rules["informative"]["min_margin"]:
             informative.append(t)
 

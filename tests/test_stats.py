@@ -58,3 +58,15 @@ def test_balanced_accuracy_weights_classes_equally():
 def test_tasks_must_share_seeds():
     with pytest.raises(ValueError, match="same"):
         stats.paired_bootstrap([(np.zeros((3, 2, 5)), None, None), (np.zeros((2, 2, 5)), None, None)])
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_bootstrap_each_draws_what_bootstrap_draws_for_each_variant(balanced):
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, 200) if balanced else None
+    corrects = [(rng.random((3, 2, 200)) < p).astype(np.int8) for p in (0.5, 0.6, 0.7)]
+    each = stats.bootstrap_each(corrects, labels, n_boot=300, seed=5)
+    for correct, reps in zip(corrects, each):
+        np.testing.assert_array_equal(reps, stats.bootstrap([(correct, labels)], n_boot=300, seed=5))
+    with pytest.raises(ValueError, match="same"):
+        stats.bootstrap_each([corrects[0], corrects[1][:2]], labels)
