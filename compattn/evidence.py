@@ -382,7 +382,7 @@ CLAIMS = [
 
 
 def _finetune_arrays(records, variant, task):
-    """(P, F, N) correctness, gold labels, and the pre-training seeds; None unless every
+    """(P, F, N) correctness and the gold labels; None unless every
     planned (pre-training seed, fine-tuning seed) run of ``variant`` on ``task`` is recorded,
     so that an unfinished grid is never compared with a finished one."""
     import numpy as np
@@ -406,7 +406,7 @@ def _finetune_arrays(records, variant, task):
     correct = np.zeros((len(pre), len(fine), len(gold)), dtype=np.int8)
     for (p, f), items in rows.items():
         correct[pre.index(p), fine.index(f)] = np.array(decode_items(items["pred"])) == gold
-    return correct, gold, pre
+    return correct, gold
 
 
 def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
@@ -449,7 +449,7 @@ def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
         chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
         for v in variants:
             if (v, t) in data:
-                correct, gold_, _ = data[(v, t)]
+                correct, gold_ = data[(v, t)]
                 scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
 
     informative = []
@@ -458,7 +458,7 @@ def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
         if not runs:
             continue
         gold = runs[0][1]
-        each = stats.bootstrap_each([correct for correct, _, _ in runs], gold if balanced[t] else None,
+        each = stats.bootstrap_each([correct for correct, _ in runs], gold if balanced[t] else None,
                                     n_boot, seed)
         best_low = max(stats.interval(reps, level)[0] - chance[t] for reps in each)
         if best_low > rules["informative"]["min_margin"]:

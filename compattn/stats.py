@@ -49,6 +49,14 @@ def _seed_indices(rng, n_boot: int, n_pre: int, n_fine: int):
     return rng.integers(n_pre, size=(n_boot, n_pre)), rng.integers(n_fine, size=(n_boot, n_pre, n_fine))
 
 
+def _seed_grid(arrays, what: str) -> tuple[int, int]:
+    """The (pre-training, fine-tuning) seed counts that every array of ``arrays`` shares."""
+    shapes = {np.shape(a)[:2] for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"every {what} needs the same (pre-training, fine-tuning) seeds, got {sorted(shapes)}")
+    return next(iter(shapes))
+
+
 def _gather(run_scores: np.ndarray, pre: np.ndarray, fine: np.ndarray) -> np.ndarray:
     """(B,) the mean over the resampled seeds of each replicate."""
     b = np.arange(run_scores.shape[0])[:, None, None]
@@ -79,10 +87,7 @@ def bootstrap_each(corrects, labels=None, n_boot: int = 2000, seed: int = 0) -> 
     same order), so the replicates are identical. Drawing the item weights is the slow part on
     tasks of ten thousand items.
     """
-    shapes = {np.shape(c)[:2] for c in corrects}
-    if len(shapes) != 1:
-        raise ValueError(f"every variant needs the same (pre-training, fine-tuning) seeds, got {sorted(shapes)}")
-    (n_pre, n_fine), = shapes
+    n_pre, n_fine = _seed_grid(corrects, "variant")
     rng = np.random.default_rng(seed)
     pre, fine = _seed_indices(rng, n_boot, n_pre, n_fine)
     weights = _item_weights(rng, np.shape(corrects[0])[-1], n_boot)
@@ -97,10 +102,7 @@ def paired_bootstrap(tasks, n_boot: int = 2000, seed: int = 0):
     (B,) arrays ``(a, b, a - b)`` (b and the difference ``None`` without b).
     """
     rng = np.random.default_rng(seed)
-    shapes = {np.shape(a)[:2] for a, _, _ in tasks} | {np.shape(b)[:2] for _, b, _ in tasks if b is not None}
-    if len(shapes) != 1:
-        raise ValueError(f"every task needs the same (pre-training, fine-tuning) seeds, got {sorted(shapes)}")
-    (n_pre, n_fine), = shapes
+    n_pre, n_fine = _seed_grid([a for a, _, _ in tasks] + [b for _, b, _ in tasks if b is not None], "task")
     pre, fine = _seed_indices(rng, n_boot, n_pre, n_fine)
     sum_a, sum_b, paired = np.zeros(n_boot), np.zeros(n_boot), all(b is not None for _, b, _ in tasks)
     for a, b, labels in tasks:

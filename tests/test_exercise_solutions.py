@@ -11,24 +11,20 @@ left alone.
 """
 import ast
 import inspect
-import json
 import re
-from pathlib import Path
 
 import pytest
+from test_chapter_sources import CHAPTERS, cells   # the chapters, and their cells' text
 
 import compattn
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
 SOLUTION = re.compile(r"(`{3,})\{solution\}[^\n]*\n(.*?)\n\1(?!`)", re.S)
 PYTHON = re.compile(r"```python\n(.*?)```", re.S)
 
 
-def solutions(notebook: dict):
+def solutions(chapter):
     """(label, code) of every ```python block inside a solution directive."""
-    for cell in notebook["cells"]:
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    for _, cell, source in cells(chapter):
         if cell["cell_type"] != "markdown":
             continue
         for match in SOLUTION.finditer(source):
@@ -37,13 +33,12 @@ def solutions(notebook: dict):
                 yield label, code
 
 
-def chapter_imports(notebook: dict) -> dict:
+def chapter_imports(chapter) -> dict:
     """The namespace the chapter's import statements build (nothing else of it is run)."""
     namespace = {}
-    for cell in notebook["cells"]:
+    for _, cell, source in cells(chapter):
         if cell["cell_type"] != "code":
             continue
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         try:
             tree = ast.parse(source)
         except SyntaxError:          # IPython magics; the chapter's own tests cover them
@@ -119,16 +114,14 @@ def problems(code: str, namespace: dict) -> list[str]:
 
 
 def test_every_chapter_with_exercises_has_solutions_read_here():
-    counted = sum(1 for path in CHAPTERS
-                  for _ in solutions(json.loads(path.read_text(encoding="utf-8"))))
+    counted = sum(1 for path in CHAPTERS for _ in solutions(path))
     assert counted >= 20, f"only {counted} solution code blocks found: has the markup changed?"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_solutions_use_names_the_library_has(chapter):
-    notebook = json.loads(chapter.read_text(encoding="utf-8"))
-    namespace = chapter_imports(notebook)
-    wrong = [f"{label}: {problem}" for label, code in solutions(notebook)
+    namespace = chapter_imports(chapter)
+    wrong = [f"{label}: {problem}" for label, code in solutions(chapter)
              for problem in problems(code, namespace)]
     assert not wrong, f"{chapter.name}, solutions that no longer match the library:\n" + "\n".join(wrong)
 
