@@ -154,7 +154,7 @@ def length_run(variant: str, profile: str | None = None, *, seed: int = 0, out: 
 
 def _plateau(history, train_blocks, targets, vocab, special, cfg) -> dict:
     """Where a length run left the unigram plateau (the rule of ``compattn.evidence``)."""
-    from .evidence import plateau_exit, unigram_baseline
+    from .protocol import plateau_exit, unigram_baseline
 
     base = unigram_baseline(train_blocks, targets, vocab, special)
     return plateau_exit(history["step"], [d["loss"] for d in history["dev"]], base["loss"], cfg.steps)

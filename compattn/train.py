@@ -688,8 +688,8 @@ def majority_accuracy(train_targets: torch.Tensor, splits: dict, n_classes: int 
 
 
 def _plateau(history: dict, train_blocks, dev_batches, vocab: int, special: list, cfg) -> dict:
-    """Where the run left the unigram plateau (``compattn.evidence.plateau_exit``)."""
-    from .evidence import plateau_exit, unigram_baseline
+    """Where the run left the unigram plateau (``compattn.protocol.plateau_exit``)."""
+    from .protocol import plateau_exit, unigram_baseline
 
     targets = torch.cat([labels.flatten() for _, labels, _ in dev_batches])
     base = unigram_baseline(train_blocks, targets, vocab, special)

@@ -1,0 +1,107 @@
+"""What an experiment fixes before it runs, and the pure rules that apply it.
+
+``PROTOCOL`` is the evidence protocol of Part III (recipe, budget, seeds, plateau rule, gate,
+chance, informative tasks, verdict rule and thresholds), committed before the runs it judges.
+The rules here are plain functions of numbers and tensors, below every tool that uses them
+(``train`` records where a run left the plateau, ``evidence`` and ``beyond`` judge it), so no
+tool imports another to reach them.
+"""
+from __future__ import annotations
+
+#: Everything the verdicts depend on.  Changing any entry after results exist makes them a
+#: different experiment: bump ``version`` and start a new results directory.
+PROTOCOL = {
+    "version": 2,
+    "variants": "every registered variant (compattn.registry.variants())",
+    "tasks": ["wn_pos", "wn_supersense", "wn_sense_match", "wn_pos_context", "vader_sent",
+              "word_order"],
+    "seeds": {
+        "pretrain": [0, 1, 2],
+        "finetune_per_pretrain": [0, 1],
+        # fine-tuning seed = 100 * pre-training seed + f: unique per run, and the same for every
+        # variant, so two variants share batches and test items (paired comparisons)
+        "finetune_seed": "100 * pretrain_seed + f",
+    },
+    "recipe": {
+        "encoder": "pre-layer-norm Transformer encoder, N(0, 0.02) initialisation, no dropout",
+        "optimiser": "AdamW (weight decay 0.01, none on biases and norms), gradient clip 1.0",
+        "schedule": "linear warm-up over the first 5 % of the steps, then linear decay to 0",
+        "pretrain": "masked LM (15 % of the tokens; 80/10/10), blocks of the full corpus",
+        "finetune": "every parameter, from the pre-trained checkpoint; a linear head on [CLS]",
+        "same_for_every_variant": True,
+        "tuned_on": ["absolute", "none"],
+        "tuning": "version 1 used 1000 steps of 128-token blocks; in tuning runs of absolute "
+                  "and none, absolute had not left the plateau before half that budget (none "
+                  "had), so version 2, fixed before any evidence run, trains 2000 steps of "
+                  "64-token blocks at about the same cost",
+    },
+    "budget": {
+        "cpu": "the 'cpu' profile's steps (compattn.config), the same for every variant",
+        "gpu": "steps planned from throughput measured on the GPU, the same for every variant",
+    },
+    "plateau": {
+        # the unigram plateau: predicting every masked token from the training blocks' token
+        # frequencies alone.  Its dev loss is the cross-entropy of the dev targets under those
+        # frequencies; a run leaves the plateau at the first evaluation below it by the margin.
+        "margin_nats": 0.5,
+        "must_leave_by": 0.5,          # fraction of the pre-training budget
+        "rule": "first dev evaluation with MLM loss < unigram loss - margin_nats; a run that "
+                "has not left by must_leave_by of its budget is marked and excluded",
+    },
+    "gate": "mean dev MLM loss over pre-training seeds: absolute <= none "
+            "(otherwise the absolute baseline is under-trained and no 'beats absolute' verdict "
+            "is drawn)",
+    "chance": {
+        "rule": "largest class share of the split being evaluated",
+        "balanced_when_majority_above": 0.6,   # then the metric is balanced accuracy, chance 1/C
+    },
+    "informative": {
+        "rule": "a task is informative when at least one variant's score minus chance has a "
+                "lower interval end above min_margin; others are reported as uninformative and "
+                "left out of every verdict",
+        "min_margin": 0.01,
+    },
+    "verdict": {
+        "metric": "test accuracy (balanced accuracy where the majority share is above 0.6), "
+                  "averaged over the informative tasks",
+        "baseline": "absolute",
+        "bootstrap": "hierarchical (pre-training seed, fine-tuning seed, test item), paired",
+        "replicates": 2000,
+        "level": 0.99,     # two-sided; about a Bonferroni correction for the scorecard's claims
+        "min_effect": 0.005,
+        "rule": "for a claim 'X beats Y': 'supports' when the whole interval of (X - Y) lies "
+                "above +min_effect, 'contradicts' when it lies below +min_effect (the data rule "
+                "out a gain that matters), otherwise 'not established at this budget'; a claim "
+                "about a variant with fewer than min_seeds pre-training runs off the plateau "
+                "is 'not established'",
+        "min_seeds": 3,
+    },
+}
+
+# --- the plateau ---------------------------------------------------------------------------------
+def unigram_baseline(train_blocks, dev_targets, vocab_size: int, special_ids=()) -> dict:
+    """The unigram plateau: the dev masked-LM loss and accuracy of predicting every target from
+    the training blocks' token frequencies (add-one smoothed), ignoring the context."""
+    import torch
+
+    counts = torch.bincount(train_blocks.flatten(), minlength=vocab_size).double()
+    for i in special_ids:
+        counts[i] = 0
+    probs = (counts + 1) / (counts + 1).sum()
+    targets = dev_targets[dev_targets >= 0]
+    loss = float(-probs.log()[targets].mean())
+    accuracy = float((targets == int(probs.argmax())).double().mean())
+    return {"loss": loss, "accuracy": accuracy}
+
+
+def plateau_exit(curve_steps, dev_losses, unigram_loss: float, total_steps: int) -> dict:
+    """When a run left the plateau by ``PROTOCOL["plateau"]``: ``{"unigram_loss", "threshold",
+    "left_at" (step or None), "left_in_time" (bool)}``."""
+    rule = PROTOCOL["plateau"]
+    threshold = unigram_loss - rule["margin_nats"]
+    left_at = next((s for s, loss in zip(curve_steps, dev_losses) if loss < threshold), None)
+    return {"unigram_loss": unigram_loss, "threshold": threshold, "left_at": left_at,
+            "left_in_time": left_at is not None and left_at <= rule["must_leave_by"] * total_steps}
+
+
+__all__ = ["PROTOCOL", "unigram_baseline", "plateau_exit"]
