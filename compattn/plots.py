@@ -2,6 +2,16 @@
 
 Figures are PNG with an opaque white background, so they stay readable in the book's dark
 mode; mixing matrices always use the same colour map, with row i = output position.
+
+A chapter shows a figure with :func:`show` (in a code cell tagged ``remove-output`` that
+draws nothing else) and numbers and captions it in the next Markdown cell::
+
+    ```{glue:figure} fig-mixing
+    :name: fig-mixing
+    :alt: what the figure shows, in words
+
+    The caption.
+    ```
 """
 from __future__ import annotations
 
@@ -41,6 +51,22 @@ def setup_notebook(seed: int = 0) -> dict:
             "torch": torch.__version__.split("+")[0]}
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
     return info
+
+
+def show(fig, name: str) -> None:
+    """Display ``fig`` in the notebook and keep it under ``name`` for the book's numbered,
+    captioned ``{glue:figure}``.  Where myst-nb is not installed (Colab, a bare kernel) the
+    figure is only displayed."""
+    from IPython.display import display
+
+    try:
+        from myst_nb import glue
+    except ImportError:
+        glue = None
+    if glue is not None:
+        glue(name, fig, display=False)
+    display(fig)
+    plt.close(fig)
 
 
 def plot_matrices(matrices: dict, ncols: int = 4, size: float = 2.1, tokens=None,
