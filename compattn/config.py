@@ -36,6 +36,7 @@ class TrainConfig:
     eval_batches: int = 4
     checkpoint_every: int = 50
     seed: int = 0
+    mask_rate: float = 0.15        # masked-LM targets per real token while training (dev: always 0.15)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "eval_every", "eval_batches", "checkpoint_every"):
@@ -43,6 +44,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"warmup is a fraction of the steps in [0, 1), got {self.warmup}")
+        if isinstance(self.mask_rate, bool) or not 0 < self.mask_rate < 1:
+            raise ValueError(f"mask_rate is a fraction of the tokens in (0, 1), got {self.mask_rate!r}")
 
 
 @dataclass(frozen=True)

@@ -66,24 +66,74 @@ def mlm_blocks(documents, tokenizer, seq_len: int) -> torch.Tensor:
     return cut_blocks(token_streams(documents, tokenizer), tokenizer, seq_len)
 
 
-def split_blocks(blocks: torch.Tensor, dev_fraction: float = 0.05):
-    """A fixed held-out set: every k-th block goes to dev."""
-    every = max(2, round(1 / dev_fraction))
-    dev = torch.arange(len(blocks)) % every == every - 1
-    return blocks[~dev], blocks[dev]
-
-
 def mask_tokens(ids: torch.Tensor, generator: torch.Generator, vocab_size: int, mask_id: int,
-                special_ids: list[int]):
-    """BERT masking: 15 % of the real tokens are targets; of those 80 % [MASK], 10 % random, 10 % kept."""
+                special_ids: list[int], rate: float = MASK_RATE):
+    """BERT masking: ``rate`` (15 %) of the real tokens are targets; of those 80 % [MASK], 10 %
+    random, 10 % kept."""
     can_mask = ~torch.isin(ids, torch.tensor(special_ids))
-    chosen = (torch.rand(ids.shape, generator=generator) < MASK_RATE) & can_mask
+    chosen = (torch.rand(ids.shape, generator=generator) < rate) & can_mask
     labels = torch.where(chosen, ids, torch.full_like(ids, -100))
     action = torch.rand(ids.shape, generator=generator)
     random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
     inputs = torch.where(chosen & (action < 0.8), torch.full_like(ids, mask_id), ids)
     inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_ids, inputs)
     return inputs, labels
+
+
+# --- does a model read word order? ----------------------------------------------------------------
+def shuffle_within_blocks(inputs: torch.Tensor, labels: torch.Tensor, movable: torch.Tensor,
+                          generator: torch.Generator):
+    """Each row's ``movable`` positions (its text, not [CLS], [SEP] or padding) put in a random
+    order, the same order for the inputs and the targets: every masked token keeps its own
+    target and the same multiset of visible neighbours; only where they stand changes."""
+    inputs, labels = inputs.clone(), labels.clone()
+    for row in range(len(inputs)):
+        where = movable[row].nonzero().squeeze(1)
+        order = where[torch.randperm(len(where), generator=generator)]
+        inputs[row, where], labels[row, where] = inputs[row, order], labels[row, order]
+    return inputs, labels
+
+
+def mlm_eval_set(blocks: torch.Tensor, batches: int, batch_size: int, vocab_size: int, mask_id: int,
+                 special_ids: list[int], seed: int = 12345) -> list[dict]:
+    """The fixed dev batches of a pre-training: blocks drawn with ``seed``, masked at the standard
+    15 % whatever the training mask rate (so dev losses of two recipes compare), each with a
+    shuffled twin (:func:`shuffle_within_blocks`)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(batches):
+        ids = blocks[torch.randint(len(blocks), (batch_size,), generator=g)]
+        inputs, labels = mask_tokens(ids, g, vocab_size, mask_id, special_ids)
+        movable = ~torch.isin(ids, torch.tensor(special_ids))
+        shuffled, shuffled_labels = shuffle_within_blocks(inputs, labels, movable, g)
+        out.append({"inputs": inputs, "labels": labels, "pad_mask": ids != 0,
+                    "shuffled": shuffled, "shuffled_labels": shuffled_labels})
+    return out
+
+
+def _mlm_sums(net, batches, inputs_key: str, labels_key: str):
+    device = next(net.parameters()).device
+    loss_sum, correct, total = 0.0, 0, 0
+    for batch in batches:
+        inputs, labels = batch[inputs_key].to(device), batch[labels_key].to(device)
+        target = labels != -100
+        logits = net.mlm_logits(net(inputs, batch["pad_mask"].to(device))[target]).float()
+        loss_sum += F.cross_entropy(logits, labels[target], reduction="sum").item()
+        correct += (logits.argmax(-1) == labels[target]).sum().item()
+        total += target.sum().item()
+    return loss_sum / total, correct / total
+
+
+def mlm_dev_metrics(net, batches: list[dict]) -> dict:
+    """Dev masked-LM loss, perplexity and accuracy, and ``order_gap``: the loss on the same
+    blocks with their text shuffled (:func:`shuffle_within_blocks`) minus the loss as written,
+    in nats.  A model that ignores word order (``none``: attention without positions is
+    permutation-equivariant) has a gap of exactly zero; the more a model's predictions rest on
+    where its context stands, the larger the gap."""
+    loss, accuracy = _mlm_sums(net, batches, "inputs", "labels")
+    shuffled_loss, _ = _mlm_sums(net, batches, "shuffled", "shuffled_labels")
+    return {"loss": loss, "perplexity": math.exp(loss), "accuracy": accuracy,
+            "shuffled_loss": shuffled_loss, "order_gap": shuffled_loss - loss}
 
 
 def encode_task(rows, tokenizer, seq_len: int, labels: list[str], regression: bool = False):
@@ -543,14 +593,15 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
     With ``out`` the checkpoint (``out/pretrain-<variant>-s<seed>.pt``) and the JSON record
     are written there, and a killed run resumes from the checkpoint.
     """
-    from .data import load_corpus
+    from .data import mlm_split
     from .data.tokenizer import tokenizer_id
 
     prof, cfg, tokenizer, enc_cfg, settings = _pretrain_setup(variant, profile, seed, steps, train_overrides,
                                                               model_overrides)
-    blocks = encoded_once(("corpus", prof.data, prof.seq_len), tokenizer,
-                          lambda: mlm_blocks(load_corpus(prof.data), tokenizer, prof.seq_len))
-    train_blocks, dev_blocks = split_blocks(blocks)
+    split = encoded_once(("corpus", prof.data, prof.seq_len), tokenizer,
+                         lambda: {part: mlm_blocks(docs, tokenizer, prof.seq_len)
+                                  for part, docs in mlm_split(prof.data).items()})
+    train_blocks, dev_blocks = split["train"], split["dev"]
     torch.manual_seed(seed)
     model = Encoder(enc_cfg)
     special = [tokenizer.token_to_id(t) for t in ("[PAD]", "[CLS]", "[SEP]")]
@@ -560,27 +611,13 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         index = torch.randint(len(train_blocks), (cfg.batch_size,), generator=g)[rank::world]
         ids = train_blocks[index]
-        inputs, labels = mask_tokens(ids, g, vocab, mask_id, special)
+        inputs, labels = mask_tokens(ids, g, vocab, mask_id, special, cfg.mask_rate)
         return inputs, ids != 0, labels
 
-    dev_batches = []
-    g = torch.Generator().manual_seed(12345)
-    for i in range(cfg.eval_batches):
-        ids = dev_blocks[torch.randint(len(dev_blocks), (cfg.batch_size,), generator=g)]
-        dev_batches.append((*mask_tokens(ids, g, vocab, mask_id, special), ids != 0))
+    dev_batches = mlm_eval_set(dev_blocks, cfg.eval_batches, cfg.batch_size, vocab, mask_id, special)
 
     def eval_fn(net):
-        device = next(net.parameters()).device
-        total = correct = 0
-        loss_sum = 0.0
-        for inputs, labels, pad_mask in dev_batches:
-            inputs, labels, pad_mask = inputs.to(device), labels.to(device), pad_mask.to(device)
-            target = labels != -100
-            logits = net.mlm_logits(net(inputs, pad_mask)[target]).float()
-            loss_sum += F.cross_entropy(logits, labels[target], reduction="sum").item()
-            correct += (logits.argmax(-1) == labels[target]).sum().item()
-            total += target.sum().item()
-        return {"loss": loss_sum / total, "perplexity": math.exp(loss_sum / total), "accuracy": correct / total}
+        return mlm_dev_metrics(net, dev_batches)
 
     ckpt = Path(out) / f"pretrain-{variant}-s{seed}.pt" if out else None
     result = run(Objective(model, "mlm"), cfg, batch_fn, eval_fn, device=device, checkpoint=ckpt, progress=progress,
@@ -691,7 +728,7 @@ def _plateau(history: dict, train_blocks, dev_batches, vocab: int, special: list
     """Where the run left the unigram plateau (``compattn.protocol.plateau_exit``)."""
     from .protocol import plateau_exit, unigram_baseline
 
-    targets = torch.cat([labels.flatten() for _, labels, _ in dev_batches])
+    targets = torch.cat([batch["labels"].flatten() for batch in dev_batches])
     base = unigram_baseline(train_blocks, targets, vocab, special)
     exit_ = plateau_exit(history["step"], [d["loss"] for d in history["dev"]], base["loss"], cfg.steps)
     return {**exit_, "unigram_accuracy": base["accuracy"]}

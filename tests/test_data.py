@@ -328,3 +328,65 @@ def test_contradictory_labels_are_dropped_and_vader_sentences_stay_in_one_split(
     splits: dict = {}
     for row in B.vader_tasks(same)["vader_sent"]:
         assert splits.setdefault(row["text"], row["split"]) == row["split"]
+
+
+# --- the masked-LM dev split ---------------------------------------------------------------------
+def test_the_mlm_dev_split_holds_out_whole_documents_and_no_bible():
+    named = data.load_named_corpus("sample")
+    split = data.mlm_split("sample")
+    dev_names = {name for name, _ in named if name in B.MLM_DEV_DOCUMENTS}
+    assert dev_names == set(B.MLM_DEV_DOCUMENTS)
+    assert not any(name.startswith("bible/") for name in dev_names)      # both translations train
+    assert len(split["train"]) + len(split["dev"]) == len(named)
+    dev_text = {p for doc in split["dev"] for p in doc}
+    assert not dev_text & {p for doc in split["train"] for p in doc}
+
+
+def test_mlm_dev_blocks_share_no_more_than_stock_phrases_with_training():
+    from compattn.data.overlap import dev_overlap
+
+    result = B.mlm_dev_overlap(data.SAMPLE_DIR / "corpus.txt.gz", data.SAMPLE_DIR / "tokenizer.json")
+    assert result["blocks"] > 500 and result["share"] <= B.MAX_DEV_OVERLAP, result
+    # the check can fail: dev cut from a second translation of training verses overlaps nearly
+    # everywhere (the sample's World English Bible books against its King James books)
+    tokenizer = load_tokenizer("sample")
+
+    def streams(docs):
+        return [[i for e in tokenizer.encode_batch(d, add_special_tokens=False) for i in e.ids] for d in docs]
+
+    named = dict(data.load_named_corpus("sample"))
+    kjv = [doc for name, doc in named.items() if name.startswith("bible/kjv/")]
+    web = [doc for name, doc in named.items() if name.startswith("bible/web/")]
+    assert dev_overlap(streams(kjv), streams(web))["share"] > 4 * B.MAX_DEV_OVERLAP
+
+
+def test_ngram_hashes_find_exactly_the_shared_spans():
+    from compattn.data.overlap import dev_overlap, ngram_hashes
+
+    assert len(ngram_hashes([1, 2, 3], 4)) == 0 and len(ngram_hashes(range(10), 8)) == 3
+    train = [list(range(100, 180))]
+    dev = [list(range(500, 540)) + list(range(120, 128)) + list(range(600, 630))]   # one shared 8-span
+    assert dev_overlap(train, dev, body=62)["overlapping"] == 1
+    dev[0][45] = 999                                                               # now only 7 shared
+    assert dev_overlap(train, dev, body=62)["overlapping"] == 0
+
+
+def test_a_damaged_sample_file_is_refused_by_name(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "sample"
+    shutil.copytree(data.SAMPLE_DIR, copy)
+    monkeypatch.setattr(data, "SAMPLE_DIR", copy)
+    data._CHECKED.clear()
+    assert data.load_corpus("sample")
+    corpus = copy / "corpus.txt.gz"
+    corpus.write_bytes(corpus.read_bytes()[: corpus.stat().st_size // 3])        # cut to a third
+    with pytest.raises(data.DataMismatch, match="corpus.txt.gz has .* bytes but its manifest says"):
+        data.load_corpus("sample")
+    task = copy / "tasks" / "wn_pos" / "train.jsonl.gz"
+    raw = bytearray(task.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF                                                   # same size, one byte changed
+    task.write_bytes(bytes(raw))
+    with pytest.raises(data.DataMismatch, match="train.jsonl.gz does not match its sha256"):
+        data.load_task("wn_pos", "train", "sample")
+    data._CHECKED.clear()

@@ -115,7 +115,10 @@ def test_length_sorted_evaluation_matches_one_padded_pass():
         with torch.no_grad():
             expected = task_metrics(model.classify(model.eval()(x, m), m).float(), y, regression, len(labels))
         for name, value in expected.items():
-            assert record["final"]["test"][name] == pytest.approx(value, abs=1e-3), (task, name)
+            # a model fine-tuned for two steps rates every sentence almost alike (a spread of
+            # about 3e-4), so its correlation magnifies the float rounding of two batchings
+            tolerance = 5e-3 if name == "pearson" else 1e-4
+            assert record["final"]["test"][name] == pytest.approx(value, abs=tolerance), (task, name)
         if not regression:        # chance: the most frequent training label, counted by hand
             train = [r["label"] for r in load_task(task, "train", "sample")]
             majority = max(set(train), key=train.count)

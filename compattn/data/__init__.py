@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from .build import MANIFEST, PARTIAL, TASKS
+from .build import DOCUMENT_HEADER, MANIFEST, MLM_DEV_DOCUMENTS, PARTIAL, TASKS
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 
@@ -58,51 +58,55 @@ def read_manifest() -> dict:
 
 
 def check_file(path: Path) -> None:
-    """Refuse a file of the full build whose size or sha256 differs from the manifest, naming it
-    and the command that repairs it.  Hashing is remembered per (path, mtime, size)."""
+    """Refuse a data file whose size or sha256 differs from its manifest, naming it and what
+    repairs it: the full build's ``manifest.json``, or for a file of the embedded sample the
+    sample's own (``sample/manifest.json``).  Hashing is remembered per (path, mtime, size)."""
     path = Path(path)
+    sample = path.resolve().is_relative_to(SAMPLE_DIR.resolve())
+    root = SAMPLE_DIR if sample else data_dir()
+    repair = ("reinstall compattn (the embedded sample that ships with it is damaged)" if sample
+              else f"run `{REPAIR}` to rebuild the data")
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise DataMismatch(f"{path} is missing from the data build; run `{REPAIR}` to rebuild it") from None
+        raise DataMismatch(f"{path} is missing; {repair}") from None
     key = (stat.st_mtime_ns, stat.st_size)
     if _CHECKED.get(str(path)) == key:
         return
-    root = data_dir()
-    name = path.relative_to(root).as_posix()
-    entry = read_manifest().get("files", {}).get(name)
+    manifest = read_sample_manifest() if sample else read_manifest()
+    entry = manifest.get("files", {}).get(path.resolve().relative_to(root.resolve()).as_posix())
     if entry is None:
-        raise DataMismatch(f"{path} is not listed in {root / MANIFEST} (a build by an older version, or an "
-                           f"interrupted one); run `{REPAIR}` to rebuild the data")
+        raise DataMismatch(f"{path} is not listed in {root / MANIFEST} (made by an older version, or an "
+                           f"interrupted build); {repair}")
     if stat.st_size != entry["bytes"]:
-        raise DataMismatch(f"{path} has {stat.st_size:,} bytes but the manifest says {entry['bytes']:,} (an "
-                           f"interrupted build?); run `{REPAIR}` to rebuild the data")
+        raise DataMismatch(f"{path} has {stat.st_size:,} bytes but its manifest says {entry['bytes']:,} "
+                           f"(cut short?); {repair}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != entry["sha256"]:
-        raise DataMismatch(f"{path} does not match its sha256 in the manifest (changed since the build); "
-                           f"run `{REPAIR}` to rebuild the data")
+        raise DataMismatch(f"{path} does not match its sha256 in {root / MANIFEST} (changed since it was "
+                           f"made); {repair}")
     _CHECKED[str(path)] = key
 
 
-_SAMPLE_ID: list = []
+def read_sample_manifest() -> dict:
+    path = SAMPLE_DIR / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as err:
+        raise DataMismatch(f"the embedded sample's manifest {path} is missing or damaged ({err}); reinstall "
+                           "compattn") from None
 
 
 def data_id(source: str = "auto") -> str:
-    """The id of the data a source resolves to: the full build's manifest id, or a hash of the
-    embedded sample's files."""
+    """The id of the data a source resolves to: the full build's manifest id, or the embedded
+    sample's (both hashes of their files' sizes and sha256)."""
     if _resolve(source) == "full":
         manifest = read_manifest()
         if "id" not in manifest:
             raise DataMismatch(f"{data_dir() / MANIFEST} has no id (made by an older version); run "
                                f"`{REPAIR}` to rebuild the data")
         return manifest["id"]
-    if not _SAMPLE_ID:
-        digest = hashlib.sha256()
-        for path in sorted(SAMPLE_DIR.rglob("*")):
-            if path.is_file() and path.suffix in (".gz", ".json"):
-                digest.update(path.relative_to(SAMPLE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
-        _SAMPLE_ID.append("sample-" + digest.hexdigest()[:12])
-    return _SAMPLE_ID[0]
+    return "sample-" + read_sample_manifest()["id"][:12]
 
 
 def _resolve(source: str) -> str:
@@ -129,24 +133,56 @@ def _read_text(path: Path) -> str:
         raise ValueError(f"{path} is not UTF-8 text ({err})") from None
 
 
-def load_corpus(source: str = "auto") -> list[list[str]]:
-    """Pre-training text as documents, each a list of paragraphs."""
-    source = _resolve(source)
-    path = SAMPLE_DIR / "corpus.txt.gz" if source == "sample" else data_dir() / "corpus.txt"
-    if source == "full":
-        check_file(path)
-    documents, current = [], []
-    for line in _read_text(path).split("\n"):
-        if line.strip():
+def load_named_corpus(source: str = "auto") -> list[tuple[str, list[str]]]:
+    """Pre-training text as named documents ``(name, paragraphs)`` (names such as
+    ``austen/persuasion``; see ``build.corpus_documents``)."""
+    path = corpus_path(source)
+    check_file(path)
+    return read_named_corpus(path)
+
+
+def corpus_path(source: str = "auto") -> Path:
+    return SAMPLE_DIR / "corpus.txt.gz" if _resolve(source) == "sample" else data_dir() / "corpus.txt"
+
+
+def read_named_corpus(path: Path) -> list[tuple[str, list[str]]]:
+    """Parse a corpus file (``build.write_corpus``'s format) into named documents."""
+    documents, name, current = [], None, []
+    for line in _read_text(Path(path)).split("\n"):
+        if line.startswith(DOCUMENT_HEADER):
+            name = line[len(DOCUMENT_HEADER):].strip()
+        elif line.strip():
+            if name is None:
+                raise DataMismatch(f"{path} has text before its first document header ({DOCUMENT_HEADER!r}: "
+                                   f"made by an older version); run `{REPAIR}` to rebuild the data")
             current.append(line.strip())
         elif current:
-            documents.append(current)
-            current = []
+            documents.append((name, current))
+            name, current = None, []
     if current:
-        documents.append(current)
+        documents.append((name, current))
     if not documents:
         raise ValueError(f"{path} holds no text")
     return documents
+
+
+def load_corpus(source: str = "auto") -> list[list[str]]:
+    """Pre-training text as documents, each a list of paragraphs."""
+    return [paragraphs for _, paragraphs in load_named_corpus(source)]
+
+
+def mlm_split(source: str = "auto", named=None) -> dict[str, list[list[str]]]:
+    """The pre-training documents split for masked-LM: ``{"train": [...], "dev": [...]}``, dev
+    being the whole documents named in ``MLM_DEV_DOCUMENTS`` (no block of dev text is cut from
+    a document that training sees).  ``named`` (``read_named_corpus``'s result) instead of
+    loading ``source``."""
+    named = load_named_corpus(source) if named is None else named
+    missing = set(MLM_DEV_DOCUMENTS) - {name for name, _ in named}
+    if missing:
+        raise DataMismatch(f"the corpus has no document {sorted(missing)} for the masked-LM dev split; run "
+                           f"`{REPAIR}` to rebuild the data")
+    return {"train": [doc for name, doc in named if name not in MLM_DEV_DOCUMENTS],
+            "dev": [doc for name, doc in named if name in MLM_DEV_DOCUMENTS]}
 
 
 def load_task(name: str, split: str, source: str = "auto") -> list[dict]:
@@ -158,8 +194,7 @@ def load_task(name: str, split: str, source: str = "auto") -> list[dict]:
     source = _resolve(source)
     folder = (SAMPLE_DIR / "tasks" if source == "sample" else data_dir() / "tasks") / name
     path = folder / (f"{split}.jsonl.gz" if source == "sample" else f"{split}.jsonl")
-    if source == "full":
-        check_file(path)
+    check_file(path)
     return [json.loads(line) for line in _read_text(path).splitlines() if line.strip()]
 
 
@@ -168,10 +203,9 @@ def task_info(name: str, source: str = "auto") -> dict:
         raise ValueError(f"unknown task {name!r}; the tasks are {', '.join(TASKS)}")
     source = _resolve(source)
     folder = (SAMPLE_DIR / "tasks" if source == "sample" else data_dir() / "tasks") / name
-    if source == "full":
-        check_file(folder / "info.json")
+    check_file(folder / "info.json")
     return json.loads((folder / "info.json").read_text())
 
 
 __all__ = ["TASKS", "SAMPLE_DIR", "DataMismatch", "data_dir", "full_data_available", "check_file", "data_id",
-           "read_manifest", "load_corpus", "load_task", "task_info"]
+           "read_manifest", "load_corpus", "load_named_corpus", "read_named_corpus", "corpus_path", "mlm_split", "load_task", "task_info"]

@@ -189,27 +189,48 @@ def devil_entries(files: dict) -> list[str]:
     return [_clean(text) for _, text in R.dictd_entries(files["devil"]) if len(text.split()) > 3]
 
 
-def corpus_documents(files: dict) -> dict[str, list[list[str]]]:
-    """Every pre-training source as documents (lists of paragraphs), in a fixed order."""
-    docs: dict[str, list[list[str]]] = {}
-    docs["austen"] = list(austen_novels(files).values())
-    docs["bible"] = R.bible_books(files["kjv"]) + R.bible_books(files["web"])
-    docs["devil"] = [devil_entries(files)]
+def corpus_documents(files: dict) -> dict[str, list[tuple[str, list[str]]]]:
+    """Every pre-training source as named documents ``(name, paragraphs)``, in a fixed order.
+    A name is ``source/part`` (``austen/persuasion``, ``bible/kjv/001``, ``fortunes/art``): the
+    masked-LM dev split holds out whole documents by name (:data:`MLM_DEV_DOCUMENTS`)."""
+    docs: dict[str, list[tuple[str, list[str]]]] = {}
+    docs["austen"] = [(f"austen/{name}", paragraphs) for name, paragraphs in austen_novels(files).items()]
+    docs["bible"] = [(f"bible/{translation}/{i + 1:03d}", book) for translation in ("kjv", "web")
+                     for i, book in enumerate(R.bible_books(files[translation]))]
+    docs["devil"] = [("devil/dictionary", devil_entries(files))]
     jargon = R.strip_controls(gzip.decompress(files["jargon"].read_bytes()).decode("utf-8", errors="replace"))
-    docs["jargon"] = [[_clean(p) for p in re.split(r"\n\s*\n", jargon) if len(p.split()) >= 8]]
-    docs["fortunes"] = [R.fortunes(f) for f in sorted(files["fortunes"].iterdir())
+    docs["jargon"] = [("jargon/file", [_clean(p) for p in re.split(r"\n\s*\n", jargon) if len(p.split()) >= 8])]
+    docs["fortunes"] = [(f"fortunes/{f.name}", R.fortunes(f)) for f in sorted(files["fortunes"].iterdir())
                         if f.is_file() and "." not in f.name]
-    return {source: [[p for p in doc if p] for doc in documents if doc] for source, documents in docs.items()}
+    return {source: [(name, [p for p in doc if p]) for name, doc in documents if any(doc)]
+            for source, documents in docs.items()}
+
+
+#: The masked-LM dev split: whole documents that no training block comes from.  Only one novel:
+#: the Bible's two translations are parallel texts (a verse of one is nearly a verse of the
+#: other, and the gospels and the books of Kings and Chronicles retell each other), so the
+#: whole Bible stays in training; the fortune files and the Jargon File share their
+#: attributions and cross-references ("-- Aldous Huxley", "see also {careware}").  A held-out
+#: Austen novel shares an 8-token span with training text only through stock phrases ("to be
+#: sure,", "i do not think i ever"): ``verify`` bounds that share (``MAX_DEV_OVERLAP``).
+MLM_DEV_DOCUMENTS = ("austen/persuasion",)
+MAX_DEV_OVERLAP = 0.05        # dev blocks sharing an 8-token span with a training block, at most
+OVERLAP_NGRAM = 8
+DOCUMENT_HEADER = "@@ "       # the line that names a document in corpus.txt
 
 
 def write_corpus(documents: dict, path: Path) -> dict:
-    """One paragraph per line, a blank line between documents; returns per-source counts."""
+    """Each document as a header line ``@@ name`` and then one paragraph per line, a blank line
+    between documents; returns per-source counts."""
     stats = {}
     with path.open("w", encoding="utf-8") as out:
         for source, docs in documents.items():
             words = paragraphs = 0
-            for doc in docs:
+            for name, doc in docs:
+                out.write(DOCUMENT_HEADER + name + "\n")
                 for paragraph in doc:
+                    if paragraph.startswith(DOCUMENT_HEADER):
+                        raise ValueError(f"a paragraph of {name} starts like a document header: {paragraph[:40]!r}")
                     out.write(paragraph + "\n")
                     paragraphs += 1
                     words += len(paragraph.split())
@@ -368,7 +389,7 @@ def make(cache: Path, out: Path, progress: bool = True) -> dict:
     documents = corpus_documents(files)
     stats = write_corpus(documents, out / "corpus.txt")
     corpus_digest = sha256(out / "corpus.txt")
-    every_document = [doc for docs in documents.values() for doc in docs]
+    every_document = [doc for docs in documents.values() for _, doc in docs]
     train_tokenizer(every_document, vocab_size=FULL_VOCAB).save(str(out / "tokenizer.json"))
     (out / TOKENIZER_STAMP).write_text(corpus_digest + "\n")
     steps.update()
@@ -451,6 +472,24 @@ def rebuild_differences(data_dir: Path, progress: bool = True) -> list[str]:
             for name in sorted(set(installed) | set(again)) if installed.get(name) != again.get(name)]
 
 
+def mlm_dev_overlap(corpus: Path, tokenizer_file: Path) -> dict:
+    """``overlap.dev_overlap`` of the masked-LM split (``mlm_split``) of a corpus file, tokenised
+    with ``tokenizer_file``."""
+    from tokenizers import Tokenizer
+
+    from . import mlm_split, read_named_corpus
+    from .overlap import dev_overlap
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+
+    def streams(documents):
+        return [[i for enc in tokenizer.encode_batch(doc, add_special_tokens=False) for i in enc.ids]
+                for doc in documents]
+
+    split = mlm_split(named=read_named_corpus(corpus))
+    return dev_overlap(streams(split["train"]), streams(split["dev"]), n=OVERLAP_NGRAM)
+
+
 def verify(data_dir: Path) -> list[str]:
     """Problems with a full build (empty list = fine): checksums, sizes, held-out hygiene."""
     data_dir = Path(data_dir)
@@ -470,6 +509,10 @@ def verify(data_dir: Path) -> list[str]:
     text = (data_dir / "corpus.txt").read_text(encoding="utf-8")
     if re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text):
         problems.append("the corpus holds control characters")
+    overlap = mlm_dev_overlap(data_dir / "corpus.txt", data_dir / "tokenizer.json")
+    if overlap["share"] > MAX_DEV_OVERLAP:
+        problems.append(f"{overlap['overlapping']} of {overlap['blocks']} masked-LM dev blocks share an "
+                        f"{OVERLAP_NGRAM}-token span with training text (at most {MAX_DEV_OVERLAP:.0%} may)")
     sentences = corpus_sentences(text)
     for name in TASKS:
         info = manifest["tasks"][name]

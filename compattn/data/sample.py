@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from . import readers as R
-from .build import TASKS, austen_novels, devil_entries, source_files, write_task
+from .build import (MANIFEST, TASKS, austen_novels, devil_entries, manifest_id, sha256, source_files,
+                    write_corpus, write_task)
 from .tokenizer import train_tokenizer
 
 NOVELS = ("persuasion", "northangerabbey")           # two of the six, whole
@@ -34,14 +35,20 @@ def make_sample(full_dir: Path, out_dir: Path) -> dict:
     full_dir, out_dir = Path(full_dir), Path(out_dir)
     files = source_files(full_dir / "cache")
     novels = austen_novels(files)
-    chosen = [novels[name] for name in NOVELS]
-    kjv, web = R.bible_books(files["kjv"])[:BIBLE_BOOKS], R.bible_books(files["web"])[1:BIBLE_BOOKS + 1]
-    documents = chosen + kjv + web + [devil_entries(files)]
+    documents = {"austen": [(f"austen/{name}", novels[name]) for name in NOVELS],
+                 "bible": [(f"bible/{translation}/{i + 1:03d}", book)
+                           for translation, first in (("kjv", 0), ("web", 1))
+                           for i, book in enumerate(R.bible_books(files[translation]))
+                           if first <= i < first + BIBLE_BOOKS],
+                 "devil": [("devil/dictionary", devil_entries(files))]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = "\n\n".join("\n".join(doc) for doc in documents) + "\n"
-    _gzip(text, out_dir / "corpus.txt.gz")
-    counts = {"documents": len(documents), "paragraphs": sum(map(len, documents)),
-              "words": sum(len(p.split()) for d in documents for p in d)}
+    plain = out_dir / "corpus.txt"
+    write_corpus(documents, plain)
+    _gzip(plain.read_text(encoding="utf-8"), out_dir / "corpus.txt.gz")
+    plain.unlink()
+    every_document = [doc for docs in documents.values() for _, doc in docs]
+    counts = {"documents": len(every_document), "paragraphs": sum(map(len, every_document)),
+              "words": sum(len(p.split()) for d in every_document for p in d)}
     for name in TASKS:
         rows = []
         for split, cap in TASK_CAPS.items():
@@ -54,6 +61,27 @@ def make_sample(full_dir: Path, out_dir: Path) -> dict:
             plain = folder / f"{split}.jsonl"
             _gzip(plain.read_text(), plain.with_suffix(".jsonl.gz"))
             plain.unlink()
-    if not (out_dir / "tokenizer.json").exists():   # kept: checkpoints and records name its id
-        train_tokenizer(documents, vocab_size=SAMPLE_VOCAB).save(str(out_dir / "tokenizer.json"))
+    # made afresh from the sample's own text, so the sample can be rebuilt byte for byte
+    train_tokenizer(every_document, vocab_size=SAMPLE_VOCAB).save(str(out_dir / "tokenizer.json"))
+    listed = sorted(p for p in out_dir.rglob("*") if p.is_file() and p.suffix in (".gz", ".json")
+                    and p.name != MANIFEST)
+    files = {p.relative_to(out_dir).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in listed}
+    (out_dir / MANIFEST).write_text(json.dumps({"files": files, "id": manifest_id(files)}, indent=1,
+                                               sort_keys=True) + "\n")
     return counts
+
+
+def sample_differences(full_dir: Path) -> list[str]:
+    """Make the sample afresh from the build in ``full_dir`` (in a temporary folder) and name
+    every file that differs from the embedded one: empty when the sample is reproducible."""
+    import tempfile
+
+    from . import SAMPLE_DIR
+
+    with tempfile.TemporaryDirectory() as tmp:
+        make_sample(full_dir, Path(tmp))
+        fresh = {p.relative_to(tmp).as_posix(): p.read_bytes() for p in Path(tmp).rglob("*") if p.is_file()}
+    shipped = {p.relative_to(SAMPLE_DIR).as_posix(): p.read_bytes() for p in SAMPLE_DIR.rglob("*")
+               if p.is_file() and p.suffix in (".gz", ".json")}
+    return [f"embedded sample: {name} differs from one made from this build" for name in sorted(set(fresh) | set(shipped))
+            if fresh.get(name) != shipped.get(name)]

@@ -74,7 +74,10 @@ def load_tokenizer(name_or_path: str = "sample"):
     if name_or_path == "auto":
         name_or_path = "full" if full_data_available() else "sample"
     if name_or_path == "sample":
+        from . import check_file
+
         path = SAMPLE_DIR / "tokenizer.json"
+        check_file(path)
     elif name_or_path == "full":
         from . import check_file
 
