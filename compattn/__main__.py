@@ -124,6 +124,13 @@ def main(argv=None) -> int:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--parallel", type=int, default=1, help="trainings at once")
     ev.add_argument("--hours", type=float, default=None, help="start no new run after this many hours")
+    se = sub.add_parser("search", help="the recipe search before protocol v3 (resumable; compattn.search)")
+    se.add_argument("--arm", required=True, choices=("cpu", "gpu"), help="cpu: every candidate once; gpu: the budget curve")
+    se.add_argument("--out", type=Path, required=True)
+    se.add_argument("--device", default="auto")
+    se.add_argument("--parallel", type=int, default=1, help="trainings at once")
+    se.add_argument("--budget-s", type=float, default=None, help="start no run after this many seconds")
+    se.add_argument("--dry-run", action="store_true", help="the same path at the tiny profile, 20 steps a run")
     for name in ("pretrain", "finetune"):
         p = sub.add_parser(name, help=f"{name} one variant and write a JSON record")
         p.add_argument("--variant", required=True)
@@ -184,6 +191,18 @@ def main(argv=None) -> int:
             print(f"evidence: {len(result['done'])} runs done now, {result['remaining']} of "
                   f"{result['planned']} remaining; complete: {result['complete']}; records in {out}")
             return 0
+        if args.command == "search":
+            from .search import run_search
+
+            if args.budget_s is not None and not args.budget_s > 0:
+                raise ValueError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
+            deadline = time.monotonic() + args.budget_s if args.budget_s else None
+            result = run_search(args.out, args.arm, device=args.device, parallel=args.parallel, deadline=deadline,
+                                dry_run=args.dry_run)
+            print(f"search ({args.arm}): {result['done']} runs done now, {result['remaining']} of "
+                  f"{result['planned']} remaining, {len(result['failed'])} failed; "
+                  f"{result['hours']:.2f} single-process hours recorded; records in {args.out}")
+            return 1 if result["failed"] else 0
         if args.command == "beyond":
             from .beyond import LENGTH_VARIANTS, PROBE_LENGTHS, run_beyond
             from .registry import entry

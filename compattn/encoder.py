@@ -29,6 +29,7 @@ class EncoderConfig:
     pooling: str = "cls"              # classification head reads [CLS] or the mean of real tokens
     n_classes: int = 2
     absolute_positions: bool | None = None   # None: whatever the variant wants
+    position_init: str = "normal"     # a learned position table starts as N(0, 0.02) noise or as sinusoids
     mixer_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -37,6 +38,8 @@ class EncoderConfig:
             raise ValueError(f"norm must be 'pre' or 'post', got {self.norm!r}")
         if self.pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
+        if self.position_init not in ("normal", "sinusoid"):
+            raise ValueError(f"position_init must be 'normal' or 'sinusoid', got {self.position_init!r}")
         for name in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len", "n_classes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -84,6 +87,9 @@ class Encoder(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), nn.Tanh(),
                                         nn.Dropout(cfg.dropout), nn.Linear(cfg.d_model, cfg.n_classes))
         self.apply(self._init_weights)
+        if self.position_embedding is not None and cfg.position_init == "sinusoid":
+            with torch.no_grad():
+                self.position_embedding.weight.copy_(sinusoid_table(cfg.max_len, cfg.d_model, std=0.02))
         for block in self.blocks:       # tables the variant declares zero start at zero
             _reset_position_tables(block.mixer, cfg.variant)
 
@@ -122,6 +128,20 @@ class Encoder(nn.Module):
 
     def parameter_counts(self) -> dict:
         return parameter_counts(self)
+
+
+def sinusoid_table(max_len: int, d_model: int, std: float | None = None) -> torch.Tensor:
+    """Vaswani et al.'s positions: entry (t, 2i) = sin(t / 10000^(2i/d)), (t, 2i+1) = cos(...).
+    With ``std`` the table is scaled to that standard deviation (the token embeddings' scale), so
+    that a learned table can start from it: neighbouring positions start alike."""
+    t = torch.arange(max_len, dtype=torch.float64)[:, None]
+    rate = 10000.0 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    table = torch.zeros(max_len, d_model, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(t * rate)
+    table[:, 1::2] = torch.cos(t * rate[: d_model // 2])
+    if std is not None:
+        table = table * (std / table.std())
+    return table.float()
 
 
 def _reset_position_tables(mixer, variant: str):

@@ -555,11 +555,14 @@ def run_evidence_phase(work: Path, profile: str, device: str, *, end: float, thr
 
 # --- e. packing and unpacking ---------------------------------------------------------------------
 def pack(work: Path, out: Path, log) -> list:
-    """The evidence records (JSON, no checkpoints) and plan as ``evidence-gpu.tar.gz`` (split into
-    parts if one file would pass 16 MiB); the summary, benchmark and log are already in ``out``."""
+    """The evidence records (JSON, no checkpoints) and plan as ``evidence-gpu.tar.gz`` and the
+    search records as ``search-gpu.tar.gz`` (split into parts if one file would pass 16 MiB);
+    the summary, benchmark and log are already in ``out``."""
     files = []
-    records = sorted(p for p in (work / "evidence-gpu").rglob("*.json")) if (work / "evidence-gpu").exists() else []
-    if records:
+    for folder in ("evidence-gpu", "search-gpu"):
+        records = sorted(p for p in (work / folder).rglob("*.json")) if (work / folder).exists() else []
+        if not records:
+            continue
         parts, current, size = [], [], 0
         for p in records:
             n = p.stat().st_size
@@ -570,7 +573,7 @@ def pack(work: Path, out: Path, log) -> list:
             size += n
         parts.append(current)
         for i, part in enumerate(parts):
-            name = OUT_FILES["evidence"] if len(parts) == 1 else f"evidence-gpu.part{i}.tar.gz"
+            name = f"{folder}.tar.gz" if len(parts) == 1 else f"{folder}.part{i}.tar.gz"
             with tarfile.open(out / name, "w:gz") as tar:
                 for p in part:
                     tar.add(p, arcname=str(p.relative_to(work)))
@@ -592,11 +595,12 @@ def unpack(files, results: Path | None = None) -> list:
     results = Path(results or results_dir())
     placed = []
     for f in map(Path, files):
-        if f.name.endswith(".tar.gz") and f.name.startswith("evidence-gpu"):
+        folder = next((name for name in ("evidence-gpu", "search-gpu") if f.name.startswith(name)), None)
+        if f.name.endswith(".tar.gz") and folder:
             with tarfile.open(f) as tar:
                 for member in tar.getmembers():
                     target = (results / member.name).resolve()
-                    if not member.isfile() or not member.name.startswith("evidence-gpu/") \
+                    if not member.isfile() or not member.name.startswith(folder + "/") \
                             or results.resolve() not in target.parents:
                         raise ValueError(f"{f}: unexpected member {member.name!r}")
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -686,9 +690,18 @@ def _stand_in_for_tqdm():
     sys.modules.setdefault("tqdm.auto", auto)
 
 
+PHASES = ("check", "bench", "throughput", "evidence", "search")
+DEFAULT_PHASES = ("check", "bench", "throughput", "evidence")
+
+
 def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: Path | None = None,
-            work: Path | None = None, device: str | None = None, sessions: int = 1) -> dict:
-    """Run the phases (module docstring) within ``budget_s`` seconds; returns the summary."""
+            work: Path | None = None, device: str | None = None, sessions: int = 1,
+            phases=DEFAULT_PHASES) -> dict:
+    """Run the phases (module docstring) within ``budget_s`` seconds; returns the summary.
+    ``phases`` picks some of ``PHASES``, in their fixed order."""
+    unknown = set(phases) - set(PHASES)
+    if unknown or not phases:
+        raise ValueError(f"phases must be some of {', '.join(PHASES)}; got {', '.join(phases) or 'none'}")
     clock = Clock(budget_s, 10.0 if dry_run else RESERVE_S, DRY_SHARES if dry_run else SHARES)
     _stand_in_for_tqdm()
     out = Path(out)
@@ -703,7 +716,7 @@ def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: 
         # one thread: on a shared CPU, two spinning threads per process can make a step 30x slower
         torch.set_num_threads(1)
     summary_path = out / OUT_FILES["summary"]
-    summary = {"dry_run": dry_run, "budget_s": budget_s, "device": device,
+    summary = {"dry_run": dry_run, "budget_s": budget_s, "device": device, "phases_asked": list(phases),
                "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
                "torch": torch.__version__, "python": sys.version.split()[0], "phases": {},
                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "peak_flops": None}
@@ -754,7 +767,9 @@ def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: 
         peak = peak_flops(device)
         summary["peak_flops"] = {"value": peak, "source": PEAK_SOURCE} if peak else None
         previous = summary.get("previous", {})
-        if previous.get("check", {}).get("passed") and previous["check"].get("complete"):
+        if "check" not in phases:
+            pass
+        elif previous.get("check", {}).get("passed") and previous["check"].get("complete"):
             summary["phases"]["check"] = {**previous["check"], "reused": True}
             log("check: passed in the previous invocation; not repeated")
         else:
@@ -764,18 +779,25 @@ def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: 
                 summary["stopped"] = "a correctness check failed"
                 return summary
         have_bench = (out / OUT_FILES["bench"]).exists() or _committed(OUT_FILES["bench"]) is not None
-        if not dry_run and have_bench and previous.get("bench", {}).get("complete"):
+        if "bench" not in phases:
+            pass
+        elif not dry_run and have_bench and previous.get("bench", {}).get("complete"):
             summary["phases"]["bench"] = {**previous["bench"], "reused": True}
         else:
             phase("bench", lambda: _bench_phase(device, clock.phase_end("bench"), out, log, dry_run))
-        if "throughput" in previous and "variants" in previous["throughput"]:
+        if "throughput" not in phases:
+            pass
+        elif "throughput" in previous and "variants" in previous["throughput"]:
             summary["phases"]["throughput"] = {**previous["throughput"], "reused": True}
         else:
             phase("throughput", lambda: _throughput_phase(device, clock.phase_end("throughput"), log, dry_run))
-        phase("evidence", lambda: run_evidence_phase(work, gpu_profile(dry_run), device,
-                                                     end=clock.work_end(),
-                                                     throughput=summary["phases"].get("throughput", {}),
-                                                     log=log, dry_run=dry_run, sessions=sessions))
+        if "evidence" in phases:
+            phase("evidence", lambda: run_evidence_phase(work, gpu_profile(dry_run), device,
+                                                         end=clock.work_end(),
+                                                         throughput=summary["phases"].get("throughput", {}),
+                                                         log=log, dry_run=dry_run, sessions=sessions))
+        if "search" in phases:
+            phase("search", lambda: _search_phase(work, device, clock, log, dry_run))
         bench_path = out / OUT_FILES["bench"]
         if not bench_path.exists() and not dry_run:
             bench_path = _committed(OUT_FILES["bench"]) or bench_path
@@ -784,6 +806,7 @@ def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: 
     finally:
         summary["files"] = sorted({OUT_FILES["summary"], OUT_FILES["log"]}
                                   | {f.name for f in out.glob("evidence-gpu*.tar.gz")}
+                                  | {f.name for f in out.glob("search-gpu*.tar.gz")}
                                   | ({OUT_FILES["bench"]} if (out / OUT_FILES["bench"]).exists() else set()))
         save()
         files = pack(work, out, log)
@@ -792,6 +815,23 @@ def gpu_run(out: Path, budget_s: float = 540.0, *, dry_run: bool = False, data: 
             + f"; {clock.left():.0f} s of the budget left")
         summary["files"] = sorted(f.name for f in files)
         save()
+
+
+SEARCH_WORKERS = 12      # runs at once on one GPU: each small run is bound by its CPU process
+
+
+def _search_phase(work: Path, device: str, clock: Clock, log, dry_run: bool) -> dict:
+    """The recipe search's GPU arm (``compattn.search``): the budget curve of ``absolute`` and
+    ``none`` under each candidate recipe, until the work time ends."""
+    from .search import run_search
+
+    workers = 2 if dry_run else min(SEARCH_WORKERS, max(1, (os.cpu_count() or 2) - 2))
+    result = run_search(work / "search-gpu", "gpu", device=device, parallel=workers,
+                        deadline=clock.work_end() - (5 if dry_run else 20), log=log, dry_run=dry_run,
+                        grace_s=5 if dry_run else 15)
+    result["workers"] = workers
+    result["failed"] = [f"{r}: {why}" for r, why in result["failed"]]
+    return result
 
 
 def _committed(name: str) -> Path | None:
@@ -932,6 +972,9 @@ def add_commands(sub) -> None:
     run.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one)")
     run.add_argument("--sessions", type=int, default=1,
                      help="plan the evidence sweep to fit this many invocations (default 1)")
+    run.add_argument("--phases", default=",".join(DEFAULT_PHASES),
+                     help=f"comma-separated, some of {','.join(PHASES)} (default {','.join(DEFAULT_PHASES)}); "
+                          "search: the recipe search's budget curve (compattn.search)")
     unpack_ = sub.add_parser("gpu-unpack", help="put the files of a GPU run where the chapters look")
     unpack_.add_argument("files", type=Path, nargs="+")
     unpack_.add_argument("--results", type=Path, default=None, help="default: compattn/results")
@@ -945,7 +988,7 @@ def dispatch(args) -> int | None:
     if args.command == "gpu-run":
         budget = args.budget_s or (150.0 if args.dry_run else 540.0)
         summary = gpu_run(args.out, budget, dry_run=args.dry_run, data=args.data, work=args.work,
-                          sessions=args.sessions)
+                          sessions=args.sessions, phases=tuple(p for p in args.phases.split(",") if p))
         bad = summary.get("stopped")
         errors = [name for name, phase in summary.get("phases", {}).items() if "error" in phase]
         print(f"gpu-run: {'STOPPED: ' + bad if bad else 'done'}"

@@ -104,4 +104,70 @@ def plateau_exit(curve_steps, dev_losses, unigram_loss: float, total_steps: int)
             "left_in_time": left_at is not None and left_at <= rule["must_leave_by"] * total_steps}
 
 
-__all__ = ["PROTOCOL", "unigram_baseline", "plateau_exit"]
+__all__ = ["PROTOCOL", "SEARCH", "unigram_baseline", "plateau_exit"]
+
+
+# --- the recipe search before protocol v3 ---------------------------------------------------------
+#: Written and committed before any search run.  Under protocol v2 the BERT baseline
+#: (``absolute``) never used its positions: its dev loss stayed above ``none``'s, so every claim
+#: against it went unjudged.  The search asks which recipe, at about the CPU's budget, makes it
+#: read word order; protocol v3 takes its recipe from here by the rule in ``choice``.
+SEARCH = {
+    "question": "which pre-training recipe, at about the CPU budget of protocol v2, makes the BERT "
+                "baseline (absolute) read word order, so that 'X beats absolute' can be judged?",
+    "variants": ["absolute", "none"],
+    "seed": 0,
+    "base": "protocol v2's recipe (the 'cpu' profile): 2 layers, d=128, 4 heads, feed-forward 512, "
+            "pre-LN, no dropout; AdamW at 2e-3 (weight decay 0.01, clip 1.0), linear warm-up over 5 % "
+            "of the steps then linear decay to 0; 2,000 steps of 32 blocks of 64 tokens; 15 % masking",
+    "data": "the full build; dev is the held-out novel (compattn.data.build.MLM_DEV_DOCUMENTS): 512 "
+            "blocks masked at 15 % whatever the recipe, the same blocks for both variants",
+    "measure": "20 evaluations per run: dev masked-LM loss and the order gap (dev loss with each "
+               "block's text shuffled minus dev loss as written); the last evaluation is the result",
+    # name: (training overrides, model overrides, tokens trained relative to base, why)
+    "candidates": {
+        "base": ({}, {}, 1.0, "protocol v2's recipe on the clean dev split: the reference"),
+        "blocks128": ({"batch_size": 16}, {"max_len": 128}, 1.0,
+                      "128-token blocks at the same tokens per step (BERT's and cramming's length)"),
+        "blocks32": ({"batch_size": 64}, {"max_len": 32}, 1.0,
+                     "32-token blocks at the same tokens per step: a short block's bag of words "
+                     "says less, so reading order should pay earlier"),
+        "batch128": ({"batch_size": 128, "steps": 500, "lr": 4e-3}, {}, 1.0,
+                     "four times the batch at the same tokens (Izsak et al. 2021; cramming), the "
+                     "learning rate doubled (square-root rule)"),
+        "steps4k": ({"steps": 4000}, {}, 2.0, "twice the steps"),
+        "mask30": ({"mask_rate": 0.30}, {}, 1.0,
+                   "30 % of the tokens masked in training (Wettig et al. 2023): more targets per "
+                   "block, and less of the block left for a bag of words"),
+        "onecycle": ({"warmup": 0.5}, {}, 1.0,
+                     "a one-cycle (triangular) schedule: linear warm-up to the peak at half the "
+                     "steps, then linear decay, as the cramming recipe uses"),
+        "sinusoid": ({}, {"position_init": "sinusoid"}, 1.0,
+                     "the learned position table starts as sinusoids (scaled to the token "
+                     "embeddings) instead of noise: neighbouring positions start alike"),
+        "cramming": ({"steps": 1000, "warmup": 0.5}, {"max_len": 128}, 1.0,
+                     "cramming's choices that fit this encoder together: 128-token blocks, "
+                     "twice the tokens per step (32 blocks of 128), a one-cycle schedule, the "
+                     "same tokens in all"),
+    },
+    "pass": {
+        "min_order_gap_nats": 0.10,
+        "rule": "a candidate passes when absolute's final order gap is at least 0.10 nats (none's "
+                "is zero by construction: attention without positions is permutation-"
+                "equivariant) and absolute's final dev loss is below none's",
+    },
+    "choice": "protocol v3 takes the passing candidate of the CPU arm that trains the fewest tokens; "
+              "among equals, the one whose absolute has the lowest dev loss.  If none passes, v3 "
+              "keeps the base recipe, says so, and the book reports the budget curve",
+    "arms": {
+        "cpu": "every candidate once (absolute and none, seed 0) on two CPU cores, two runs at a "
+               "time with one thread each; planned: about 3 single-process hours, stopped at 5",
+        "gpu": "exploratory, when a GPU is lent: the budget curve, each candidate at 4 and 16 times "
+               "its steps (base at 1, 2, 4, 8 and 16; steps4k none, being base at twice the steps), "
+               "float32 without compiling, many runs at once, longest first, until the machine's "
+               "time runs out; it decides nothing in v3's choice, it says at which budget absolute "
+               "starts to read order",
+    },
+    "gpu_multiples": {"base": [1, 2, 4, 8, 16], "steps4k": [], "others": [4, 16]},
+    "max_cpu_hours": 5.0,
+}

@@ -436,7 +436,10 @@ def allow_many_compiled_graphs():
 
 def git_commit() -> str:
     """HEAD's hash, with ``+dirty`` when the library's code differs from it (the results it is
-    writing under ``compattn/results`` do not count)."""
+    writing under ``compattn/results`` do not count).  A copy without git history (a GPU
+    machine gets the working tree only) names its commit in ``COMPATTN_COMMIT``."""
+    if os.environ.get("COMPATTN_COMMIT"):
+        return os.environ["COMPATTN_COMMIT"]
     here = Path(__file__).parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here,
@@ -450,7 +453,7 @@ def git_commit() -> str:
 
 def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="auto",
         checkpoint: Path | None = None, progress=True, desc="train", tokens_per_step=0,
-        settings: dict | None = None) -> dict:
+        settings: dict | None = None, fast_cuda: bool = True) -> dict:
     """Train ``objective.encoder`` for ``cfg.steps``; resume from ``checkpoint`` if it exists.
 
     ``batch_fn(step, rank, world)`` returns the batch ``(inputs, pad_mask, targets)`` of a step
@@ -497,8 +500,9 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
                if world > 1 else objective)
     if cuda:
         allow_many_compiled_graphs()
-    step_fn = torch.compile(wrapped) if cuda else wrapped
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    fast = cuda and fast_cuda
+    step_fn = torch.compile(wrapped) if fast else wrapped
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else torch.autocast(device.split(":")[0], enabled=False)
     t0, running = time.perf_counter(), []
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress or rank != 0, leave=False,
                mininterval=2.0)
@@ -587,7 +591,7 @@ def _record(kind, variant, profile, seed, result, model, extra) -> dict:
 
 def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Path | None = None,
              device: str = "auto", progress: bool = True, steps: int | None = None,
-             train_overrides: dict | None = None, **model_overrides):
+             train_overrides: dict | None = None, fast_cuda: bool = True, **model_overrides):
     """Masked-LM pre-training of one variant; returns ``(model, record)``.
 
     With ``out`` the checkpoint (``out/pretrain-<variant>-s<seed>.pt``) and the JSON record
@@ -598,8 +602,9 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
 
     prof, cfg, tokenizer, enc_cfg, settings = _pretrain_setup(variant, profile, seed, steps, train_overrides,
                                                               model_overrides)
-    split = encoded_once(("corpus", prof.data, prof.seq_len), tokenizer,
-                         lambda: {part: mlm_blocks(docs, tokenizer, prof.seq_len)
+    seq_len = enc_cfg.max_len            # the profile's, unless the run overrides it
+    split = encoded_once(("corpus", prof.data, seq_len), tokenizer,
+                         lambda: {part: mlm_blocks(docs, tokenizer, seq_len)
                                   for part, docs in mlm_split(prof.data).items()})
     train_blocks, dev_blocks = split["train"], split["dev"]
     torch.manual_seed(seed)
@@ -621,7 +626,8 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
 
     ckpt = Path(out) / f"pretrain-{variant}-s{seed}.pt" if out else None
     result = run(Objective(model, "mlm"), cfg, batch_fn, eval_fn, device=device, checkpoint=ckpt, progress=progress,
-                 desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * prof.seq_len, settings=settings)
+                 desc=f"pretrain {variant}", tokens_per_step=cfg.batch_size * seq_len, settings=settings,
+                 fast_cuda=fast_cuda)
     on_text = kernels_on_text(model, dev_blocks[:TEXT_BLOCKS])
     record = _record("pretrain", variant, prof, seed, result, model,
                      {"train": asdict(cfg), "data": {"source": prof.data, "train_blocks": len(train_blocks),
@@ -649,8 +655,8 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
 
     prof, cfg, tokenizer, labels, enc_cfg, settings = _finetune_setup(
         variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides)
-    splits = {s: encoded_once(("task", task, s, prof.data, prof.seq_len, tuple(labels), regression), tokenizer,
-                              lambda s=s: encode_task(load_task(task, s, prof.data), tokenizer, prof.seq_len,
+    splits = {s: encoded_once(("task", task, s, prof.data, enc_cfg.max_len, tuple(labels), regression), tokenizer,
+                              lambda s=s: encode_task(load_task(task, s, prof.data), tokenizer, enc_cfg.max_len,
                                                       labels, regression))
               for s in ("train", "dev", "test")}
     torch.manual_seed(seed)
