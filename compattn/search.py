@@ -128,7 +128,9 @@ def run_search(out, arm: str, *, device: str = "auto", parallel: int = 1, deadli
 
     threads = max(1, (os.cpu_count() or 1) // parallel) if device == "cpu" else 1
     done, failed, skipped = [], [], []
-    step_s: dict = {}                   # seconds per step each candidate took, under this load
+    # seconds per step each candidate took under this load; a resumed arm starts from its records
+    # (without an estimate every run would start, and the long ones be stopped unfinished)
+    step_s = {r["candidate"]: r["wall_time_s"] / r["train"]["steps"] for r in load(out)}
 
     def fits(run) -> bool:
         """Can ``run`` finish before the deadline, at the slowest step time seen so far?"""
