@@ -109,9 +109,12 @@ def test_kerple_bias_is_the_librarys():
     T, H = 9, 2
     mixer = compattn.build("kerple", 8, H, 32, content=False).double()
     rho = [(sp.Rational(3, 2), sp.Rational(4, 5)), (sp.Rational(1, 2), sp.Rational(3, 1))]
+    tables = compattn.entry("kerple").tables            # declared, so no names are guessed
+    r1 = compattn.registry.table(mixer, tables["kerple_r1"])
+    r2 = compattn.registry.table(mixer, tables["kerple_r2"])
     with torch.no_grad():
         for h, (rho1, rho2) in enumerate(rho):
-            mixer.r1[h], mixer.r2[h] = float(rho1), float(rho2)
+            r1[h], r2[h] = float(rho1), float(rho2)
     A = mixer.mixing_matrix(torch.randn(1, T, 8, dtype=torch.float64))[0]
     for h, (rho1, rho2) in enumerate(rho):
         parameters = {sp.Symbol("rho_1", positive=True): rho1,
@@ -341,3 +344,47 @@ def test_chapter5_exercise_answers():
     authors = S.softmax_rows(sp.Matrix(
         T, T, lambda i, j: G[j, j - i + ell] if abs(j - i) <= ell else -sp.oo))
     assert {s.name.split(",")[0] for s in authors[2, :].free_symbols} == {"G_{1", "G_{2", "G_{3"}
+
+
+# --- the heat maps of Part I ---------------------------------------------------------------------
+def test_heat_maps_have_colour_bars_axis_labels_and_shared_scales():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from compattn import plots
+
+    rng = torch.Generator().manual_seed(0)
+    weights = {name: torch.rand(5, 5, generator=rng) * scale
+               for name, scale in (("a", 1.0), ("b", 0.3))}
+    logits = {name: torch.randn(5, 5, generator=rng) for name in ("c", "d")}
+
+    def panels(fig):
+        return [ax for ax in fig.axes if ax.images]
+
+    def bars(fig):
+        return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+    fig = plots.plot_matrices(weights, ncols=2)          # shared: one scale, one bar
+    assert len(panels(fig)) == 2 and len(bars(fig)) == 1
+    assert len({ax.images[0].get_clim() for ax in panels(fig)}) == 1
+    assert panels(fig)[0].images[0].get_clim() == (0.0, pytest.approx(weights["a"].max().item()))
+    for ax in panels(fig):
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("key position j", "query position i")
+    plt.close(fig)
+
+    fig = plots.plot_matrices(weights, shared=False)     # a scale and a bar per panel
+    assert len(bars(fig)) == 2 and len({ax.images[0].get_clim() for ax in panels(fig)}) == 2
+    plt.close(fig)
+
+    fig = plots.plot_matrices({**logits, **weights},      # groups: signed logits, weights
+                              shared={"logit": ["c", "d"], "weight": ["a", "b"]})
+    by_name = {ax.get_title(): ax.images[0] for ax in panels(fig)}
+    low, high = by_name["c"].get_clim()
+    assert low == -high and by_name["d"].get_clim() == (low, high)
+    assert by_name["c"].get_cmap().name == plots.SIGNED_CMAP
+    assert by_name["a"].get_clim()[0] == 0 and by_name["a"].get_clim() == by_name["b"].get_clim()
+    assert sorted(bar.get_ylabel() for bar in bars(fig)) == ["logit", "weight"]
+    plt.close(fig)
+
+    with pytest.raises(ValueError, match="every panel"):
+        plots.plot_matrices(weights, shared={"weight": ["a"]})
