@@ -2,14 +2,20 @@
 
 Two kinds of objects.  The builders write the mixing matrix of each variant out entry by
 entry for a small instance (T = 4 .. 7 tokens, d_h = 2 channels, ell = 1 or 2), which a
-chapter can display and check with :func:`is_zero`.  The ``prove_*`` functions prove the
-main identities for *symbolic* T, ell and d_h on symbolic indices i, j, r (``IndexedBase``,
-``Sum``, ``KroneckerDelta``, ``Piecewise``); each asserts its steps and returns what it
-compared.  ``tests/test_symbolic.py`` and ``tests/test_part_one.py`` run the same
-checks, so a change here or in the library breaks pytest first.
+chapter can display and check with :func:`is_zero` (equal) or :func:`counterexample`
+(different: one exact rational point where an entry is clearly away from zero).  The
+``prove_*`` functions prove the main identities for *symbolic* T, ell and d_h on symbolic
+indices i, j, r (``IndexedBase``, ``Sum``, ``KroneckerDelta``, ``Piecewise``); each
+asserts every step its chapter states and returns what it compared.  A proof puts
+assumptions on parameters only, never on a summation index outside its range, and reads
+the facts it checks (which table index a term uses) from the expressions themselves.
+``tests/test_symbolic.py`` and ``tests/test_part_one.py`` run the same checks, so a change
+here or in the library breaks pytest first; ``checks/mutants/part_one.py`` plants errors
+here that those tests must catch.
 
 The window (offsets per direction) is ``ell``, printed as the book's symbol; the papers call
 it k, a letter the book keeps for the keys k_j (here ``key[j, c]`` or ``sequence("k", ...)``).
+The content logit is eta (c is a channel).
 """
 from __future__ import annotations
 
@@ -65,9 +71,11 @@ def counterexample(expr, values: dict | None = None, margin=COUNTEREXAMPLE_MARGI
     as ``0.e-125``) does not count, and each entry of a matrix is judged on its own (entries
     that cancel in a sum or a norm prove nothing)."""
     values = {sp.sympify(s): sp.sympify(v) for s, v in (values or {}).items()}
-    floats = [v for v in values.values() if v.atoms(sp.Float)] + sorted(expr.atoms(sp.Float), key=str)
+    floats = ([v for v in values.values() if v.atoms(sp.Float)]
+              + sorted(expr.atoms(sp.Float), key=str))
     if floats:
-        raise ValueError(f"counterexample needs exact numbers (sp.Rational), got floats {floats[:3]}")
+        raise ValueError("counterexample needs exact numbers (sp.Rational), "
+                         f"got floats {floats[:3]}")
     free = sorted(expr.free_symbols - set(values), key=str)
     for n, symbol in enumerate(free):
         values[symbol] = sp.Rational(n % 7 + 1, 3) * (-1) ** n
@@ -596,8 +604,9 @@ def prove_transformer_xl_terms():
              "query-based": dot(q[i_, c_], R(i_ - j_, c_)),
              "per-key bias": dot(u[c_], key[j_, c_]),
              "fixed": dot(v[c_], R(i_ - j_, c_))}
+    # Dai et al.: ((q_i + u).k_j + (q_i + v).W_R R_{i-j}) / sqrt(d_h)
     full = sp.Sum((q[i_, c_] + u[c_]) * key[j_, c_] + (q[i_, c_] + v[c_]) * R(i_ - j_, c_),
-                  (c_, 0, d_ - 1)) / sp.sqrt(d_)   # Dai et al.: ((q_i + u).k_j + (q_i + v).W_R R_{i-j}) / sqrt(d)
+                  (c_, 0, d_ - 1)) / sp.sqrt(d_)
     assert sp.simplify(full.expand() - sum(t.expand() for t in terms.values())) == 0
     assert shift_invariant(lambda i, j: terms["fixed"].subs({i_: i, j_: j}, simultaneous=True))
     # the per-key bias reads k_j but not the offset: it is the same for every query i

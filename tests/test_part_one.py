@@ -282,6 +282,34 @@ def test_chapter1_permutation_and_shift_equivariance_and_row_constants():
     assert S.is_zero(S.softmax_rows(shifted) - S.softmax_rows(scores))
 
 
+def test_chapter1_ex_mixing_four_needs_a_head_as_wide_as_the_model():
+    """W^Q (W^K)^T is D x D of rank at most d_h: it can be the identity only if d_h = D."""
+    mixer = compattn.build("none", d_model=8, n_heads=2, max_len=16).double()
+    d_h = 8 // 2
+    for h in range(2):
+        rows = slice(h * d_h, (h + 1) * d_h)          # head h's columns of W^Q, W^K
+        product = mixer.query.weight[rows].T @ mixer.key.weight[rows]      # (D, D)
+        assert torch.linalg.matrix_rank(product.detach()) <= d_h < 8
+
+
+def test_chapter5_output_injection_runs_over_every_head():
+    """conv_output adds a depthwise convolution of the values to *every* head's output
+    (conv_qk and conv_values use half of the heads)."""
+    torch.manual_seed(0)
+    D, H = 8, 4
+    injected = compattn.build("conv_output", D, H, 32, max_rel=1).double()
+    plain = compattn.build("none", D, H, 32).double()
+    plain.load_state_dict({n: p for n, p in injected.state_dict().items()
+                           if n in plain.state_dict()})
+    with torch.no_grad():
+        for mixer in (injected, plain):             # W^O = identity: read the heads
+            mixer.out.weight.copy_(torch.eye(D))
+            mixer.out.bias.zero_()
+    x = torch.randn(1, 7, D, dtype=torch.float64)
+    added = (injected(x) - plain(x)).view(1, 7, H, D // H)
+    assert (added.abs().amax(dim=(0, 1, 3)) > 1e-3).all()      # in every head
+
+
 def test_chapter2_parameters_and_translation_equivariance():
     assert compattn.build("lightconv", 256, 4, max_rel=8).weight.numel() == 4 * 17
     light = compattn.build("lightconv", 8, 2, 32, max_rel=2, glu=False).double()

@@ -1,5 +1,6 @@
-"""Planted errors in Part I's derivations (``compattn/symbolic.py``): each must fail the
-Part I tests named with it (narrow node ids: CI runs every mutant)."""
+"""Planted errors in Part I's derivations (``compattn/symbolic.py``) and its heat maps
+(``plots.plot_matrices``): each must fail the Part I tests named with it (narrow node ids:
+CI runs every mutant)."""
 from mutation import Mutant
 
 SYMBOLIC = "compattn/symbolic.py"
@@ -40,6 +41,9 @@ MUTANTS = [
            "fwd, back = clip_expr(j_ - i_, ell_), clip_expr(i_ - j_, ell_)",
            "fwd, back = clip_expr(j_ - i_, ell_), clip_expr(j_ - i_, ell_)",
            (f"{PART_ONE}::test_composite_and_transformer_xl_decompositions_for_every_d_h",)),
+    Mutant("heat maps compared without a shared scale", "compattn/plots.py",
+           "        groups = {label: names}", "        groups = {name: [name] for name in names}",
+           (f"{PART_ONE}::test_heat_maps_have_colour_bars_axis_labels_and_shared_scales",)),
     Mutant("counterexample that never fails", SYMBOLIC,
            "assert best_size > margin, (", "assert best_size >= 0, (",
            (f"{SYMBOLIC_TESTS}::test_counterexample_demands_a_clear_non_zero_value",)),
