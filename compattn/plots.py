@@ -69,29 +69,91 @@ def show(fig, name: str) -> None:
     plt.close(fig)
 
 
+SIGNED_CMAP = "RdBu_r"          # logits and other signed matrices: white at 0
+QUERY_AXIS, KEY_AXIS = "query position i", "key position j"
+
+
+def _matrix_ticks(ax, n_rows: int, n_cols: int, tokens=None):
+    """Integer positions on both axes (every one up to 12, else a few), or the tokens."""
+    from matplotlib.ticker import MaxNLocator
+
+    if tokens is not None and len(tokens) <= 16 and n_rows == n_cols == len(tokens):
+        ax.set_xticks(range(n_cols), tokens, rotation=90, fontsize=6)
+        ax.set_yticks(range(n_rows), tokens, fontsize=6)
+        return
+    for axis, n in ((ax.xaxis, n_cols), (ax.yaxis, n_rows)):
+        if n <= 12:
+            axis.set_ticks(range(n))
+        else:
+            axis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        axis.set_tick_params(labelsize=7)
+
+
+def _scale(values, vmin=None, vmax=None):
+    """(cmap, vmin, vmax) for matrices drawn on one colour scale: signed values get a
+    diverging map symmetric about 0, non-negative ones the book's map starting at 0."""
+    low = min(float(np.nanmin(v)) for v in values)
+    high = max(float(np.nanmax(v)) for v in values)
+    if vmin is None and low < 0:
+        limit = vmax if vmax is not None else max(abs(low), abs(high), 1e-9)
+        return SIGNED_CMAP, -limit, limit
+    low = 0.0 if vmin is None else vmin
+    return MATRIX_CMAP, low, vmax if vmax is not None else max(high, low + 1e-9)
+
+
 def plot_matrices(matrices: dict, ncols: int = 4, size: float = 2.1, tokens=None,
-                  vmax=None, title: str | None = None):
-    """Heat maps of (T, T) matrices side by side, one panel per entry of ``matrices``."""
-    n = len(matrices)
+                  vmax=None, title: str | None = None, shared=True, label: str = "weight",
+                  vmin=None, axis_labels: dict | None = None):
+    """Heat maps of (T, T) matrices side by side, one panel per entry of ``matrices``.
+
+    Row i is the query (output) position, column j the key (input) position, and every panel
+    says so on its axes.  Every panel is read through a colour bar labelled ``label``:
+
+    * ``shared=True`` (the default): one colour scale and one colour bar for all panels, so
+      that panels can be compared;
+    * ``shared=False``: a scale and a colour bar per panel;
+    * ``shared={label: [panel names], ...}``: one scale and one colour bar per group of
+      panels, labelled with the group's key (for example logits next to weights).
+
+    Matrices with a negative entry are drawn with a diverging map centred on 0 (white);
+    others with the book's map from 0 (``vmin``/``vmax`` override the limits).
+    ``axis_labels`` maps a panel name to its own (x label, y label), for a panel that is not
+    a query-by-key matrix.
+    """
+    names = list(matrices)
+    arrays = {name: np.asarray(matrices[name], dtype=float) for name in names}
+    if shared is True:
+        groups = {label: names}
+    elif shared is False:
+        groups = {name: [name] for name in names}
+    else:
+        groups = {key: list(members) for key, members in shared.items()}
+        grouped = [n for members in groups.values() for n in members]
+        if sorted(grouped) != sorted(names):
+            raise ValueError(f"shared groups {grouped} must name every panel once: {names}")
+    n = len(names)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
-    for ax, (name, matrix) in zip(axes.flat, matrices.items()):
-        m = np.asarray(matrix, dtype=float)
-        ax.imshow(m, cmap=MATRIX_CMAP, vmin=0, vmax=vmax if vmax is not None else max(m.max(), 1e-9))
-        ax.set_title(name)
-        ticks = range(m.shape[0])
-        if tokens is not None and len(tokens) <= 16:
-            ax.set_xticks(ticks, tokens, rotation=90, fontsize=6)
-            ax.set_yticks(ticks, tokens, fontsize=6)
-        else:
-            ax.set_xticks([])
-            ax.set_yticks([])
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.8, size * nrows + 0.4),
+                             squeeze=False, layout="constrained")
+    panel = dict(zip(names, axes.flat))
+    for key, members in groups.items():
+        cmap, low, high = _scale([arrays[m] for m in members], vmin, vmax)
+        for name in members:
+            ax, m = panel[name], arrays[name]
+            image = ax.imshow(m, cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+            ax.set_title(name)
+            xlabel, ylabel = (axis_labels or {}).get(name, (KEY_AXIS, QUERY_AXIS))
+            ax.set_xlabel(xlabel, fontsize=7)
+            ax.set_ylabel(ylabel, fontsize=7)
+            _matrix_ticks(ax, *m.shape, tokens=tokens)
+        bar = fig.colorbar(image, ax=[panel[m] for m in members], shrink=0.85, aspect=25)
+        bar.set_label(label if shared is False else key, fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
