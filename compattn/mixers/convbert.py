@@ -76,9 +76,10 @@ class ConvBertAttention(Mixer):
                       split_heads(self.key(x), self.attention_heads), self.d_head ** -0.5,
                       pad_mask=pad_mask)
 
-    def kernel(self, queries, x, pad_mask):
+    def kernel(self, queries, x):
         """Conv-head kernels (B, H', T, K), softmax over the K taps, generated at each query
-        from its projection ``queries`` (B, T, A) times the span-aware key."""
+        from its projection ``queries`` (B, T, A) times the span-aware key of ``x`` (whose
+        padded rows are zero: ``Mixer.prepare``)."""
         B, T, _ = x.shape
         logits = self.kernel_generator(queries * self.span_key(x))
         return F.softmax(logits.view(B, T, self.attention_heads, self.kernel_size).transpose(1, 2), dim=-1)
@@ -93,10 +94,10 @@ class ConvBertAttention(Mixer):
         v, v_conv = self.values(x, pad_mask).split(self.attention_heads, dim=1)
         attended = attend(self.scores(queries, x, pad_mask), v, dropout=self.dropout,
                           training=self.training, path=self.path)
-        convolved = convolve_heads(v_conv, self.kernel(queries, x, pad_mask))
+        convolved = convolve_heads(v_conv, self.kernel(queries, x))
         return torch.cat([attended, zero_padded_rows(convolved, pad_mask)], dim=1)
 
     def mixing_weights(self, x, pad_mask):
         queries = self.query(x)
         return torch.cat([weights(self.scores(queries, x, pad_mask)),
-                          band_matrix(self.kernel(queries, x, pad_mask), pad_mask)], dim=1)
+                          band_matrix(self.kernel(queries, x), pad_mask)], dim=1)

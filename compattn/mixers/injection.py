@@ -38,7 +38,7 @@ class MixedSeparableProjection(nn.Module):
 
 class InjectedConvolution(Attention):
     OPTIONS = {"max_rel": integer(8, "a non-negative int (ℓ, taps per direction)", lambda n: n >= 0),
-               "dropout": DROPOUT, "path": PATH}            # content: the convolution needs it
+               "dropout": DROPOUT, "path": PATH}   # no content option: the convolutions need q.k
 
     def __init__(self, d_model, n_heads, max_len, **options):
         if n_heads % 2:

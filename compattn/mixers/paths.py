@@ -79,13 +79,18 @@ def choose_path(*, device: torch.device, dtype: torch.dtype, T: int, tables: boo
 
 
 def check_path(path: str, dropout: float) -> None:
-    """What a mixer's ``path`` option cannot be combined with, checked when it is built."""
+    """What a mixer's ``path`` option cannot be combined with, checked when it is built.
+
+    Where the mixer will run is not known then (it is built on a CPU and moved): FlexAttention's
+    missing backward pass on a CPU is refused by :func:`attend` when gradients are asked for,
+    while its forward pass there, unfused, is how a CPU checks the ``score_mod``.
+    """
     if path in ("block", "flex") and dropout > 0:
         raise ValueError(f"the {path!r} path has no attention dropout; build with path='sdpa', "
                          "'plain' or 'auto', or with dropout=0")
-    if path == "flex" and not (flex_available() and torch.cuda.is_available()):
-        raise ValueError("path='flex' needs FlexAttention (torch >= 2.6) and a CUDA device: it has "
-                         "no backward pass on a CPU; use path='auto', 'plain', 'sdpa' or 'block'")
+    if path == "flex" and not flex_available():
+        raise ValueError("path='flex' needs FlexAttention (torch >= 2.6); use path='auto', 'plain', "
+                         "'sdpa' or 'block'")
 
 
 def attend(s: Scores, v: torch.Tensor, *, dropout: float = 0.0, training: bool = False,
@@ -125,8 +130,8 @@ def attend(s: Scores, v: torch.Tensor, *, dropout: float = 0.0, training: bool =
     else:
         if not v.is_cuda and torch.is_grad_enabled() and any(
                 t is not None and t.requires_grad for t in (s.q, s.k, v, s.per_query, s.per_key)):
-            raise ValueError("FlexAttention has no backward pass on a CPU: use another path, "
-                             "or torch.no_grad() to check its forward pass")
+            raise ValueError("FlexAttention has no backward pass on a CPU: move the mixer to a CUDA "
+                             "device, use another path, or run under torch.no_grad() (forward only)")
         out = flex_relative_attention(s, v)
     return zero_padded_rows(out, s.pad_mask)
 
