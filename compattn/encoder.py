@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import build, entry, table
+from .mixers.base import DROPOUT
+from .registry import SIZE, build, entry, table
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,8 @@ class EncoderConfig:
         if self.position_init not in ("normal", "sinusoid"):
             raise ValueError(f"position_init must be 'normal' or 'sinusoid', got {self.position_init!r}")
         for name in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len", "n_classes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            SIZE.check(name, getattr(self, name))
+        DROPOUT.check("dropout", self.dropout)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -80,15 +80,6 @@ def _kept(entry: dict, results: list, log) -> bool:
     return entry["ok"]
 
 
-def choose_path_source() -> str:
-    """The source of the library's single path chooser (shown in chapter 8)."""
-    import inspect
-
-    from compattn.mixers.paths import choose_path
-
-    return inspect.getsource(choose_path)
-
-
 def evidence_module():
     """``compattn.evidence``: ``run_evidence(out, profile, *, device, steps, parallel, deadline,
     progress)`` and ``plan(profile)``."""

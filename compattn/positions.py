@@ -7,7 +7,7 @@ the two tokens is first computed on the ``2ℓ + 1`` offsets it can take, as a s
 
 * :func:`place_clipped` gathers it: entry ``(i, j)`` reads column ``clip(j - i) + ℓ``, so
   offsets beyond ``±ℓ`` reuse the edge columns (Shaw et al.; Chang et al.'s code);
-* :func:`place_band` writes it as a band: entries with ``|j - i| > k`` are ``outside``
+* :func:`place_band` writes it as a band: entries with ``|j - i| > ℓ`` are ``outside``
   (0 for a convolution's weights, ``-inf`` for logits), as in Wu et al.'s convolutions.
 
 No ``(T, T, d)`` tensor is ever built: the only ``d``-sized work is a ``(T, d) @ (d, 2ℓ+1)``

@@ -2,13 +2,79 @@
 
 A name maps to a mixer class plus preset options, so one class can serve several names
 (``composite_fixed`` is ``CompositeAttention`` with only the content and fixed terms).
+Each class declares its options once, as ``OPTIONS``: name -> :class:`Option` (default and
+allowed values); ``build`` and the class itself check them, so a wrong value is a
+``ValueError`` at build time, never a surprise in the forward pass.
 """
 from __future__ import annotations
 
-import inspect
+import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 _REGISTRY: dict[str, "Entry"] = {}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a mixer class: its default and the values it allows.
+
+    ``allowed`` completes the error message "NAME must be ALLOWED, got VALUE"; ``accepts``
+    says whether a value is allowed.  bool is not an int here, and a string is not a bool.
+    """
+    default: object
+    allowed: str
+    accepts: Callable[[object], bool]
+
+    def check(self, name: str, value):
+        if not self.accepts(value):
+            raise ValueError(f"{name} must be {self.allowed}, got {value!r}")
+        return value
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def flag(default: bool) -> Option:
+    return Option(default, "True or False", lambda value: isinstance(value, bool))
+
+
+def integer(default, allowed: str, accepts: Callable[[int], bool], *, optional: bool = False) -> Option:
+    """An int for which ``accepts`` holds (or ``None``, when ``optional``)."""
+    return Option(default, allowed + (", or None" if optional else ""),
+                  lambda value: (optional and value is None) or (is_int(value) and accepts(value)))
+
+
+def number(default, allowed: str, accepts: Callable[[float], bool]) -> Option:
+    """A finite int or float for which ``accepts`` holds."""
+    return Option(default, allowed, lambda value: is_number(value) and accepts(value))
+
+
+def choice(default: str, *values: str) -> Option:
+    allowed = (" or ".join(map(repr, values)) if len(values) == 2
+               else "one of " + ", ".join(map(repr, values)))
+    return Option(default, allowed, lambda value: isinstance(value, str) and value in values)
+
+
+def check_options(cls, given: dict, owner: str | None = None) -> dict:
+    """Every option of ``cls`` (``cls.OPTIONS``) with ``given`` values checked, defaults filled in."""
+    declared = cls.OPTIONS
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ValueError(f"{owner or cls.__name__} has no option(s) {unknown}; "
+                         f"its options are {sorted(declared)}")
+    return {name: option.check(name, given[name]) if name in given else option.default
+            for name, option in declared.items()}
+
+
+#: d_model, n_heads, max_len and the encoder's sizes
+SIZE = integer(None, "a positive int", lambda n: n >= 1)
 
 
 @dataclass(frozen=True)
@@ -86,31 +152,17 @@ def entry(name: str) -> Entry:
 def options(name: str) -> dict:
     """The options ``build(name, ...)`` accepts, with their defaults for this name."""
     e = entry(name)
-    params = inspect.signature(e.cls.__init__).parameters
-    defaults = {p: v.default for p, v in params.items()
-                if p not in ("self", "d_model", "n_heads", "max_len")
-                and v.kind is v.KEYWORD_ONLY}
-    defaults.update(e.preset)
-    return defaults
+    return {**{key: option.default for key, option in e.cls.OPTIONS.items()}, **e.preset}
 
 
 def build(name: str, d_model: int = 64, n_heads: int = 4, max_len: int = 128, **opts):
     """Make the token mixer registered as ``name``.
 
     ``d_model`` must be divisible by ``n_heads``; ``opts`` are the variant's options
-    (see :func:`options`); an option the variant does not have is a ``ValueError``.
+    (see :func:`options`); an option the variant does not have, or a value it does not
+    allow, is a ``ValueError``.
     """
     e = entry(name)
-    allowed = options(name)
-    unknown = sorted(set(opts) - set(allowed))
-    if unknown:
-        raise ValueError(f"variant {name!r} has no option(s) {unknown}; "
-                         f"its options are {sorted(allowed)}")
-    for key, value in (("d_model", d_model), ("n_heads", n_heads), ("max_len", max_len)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive int, got {value!r}")
-    if d_model % n_heads:
-        raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
     clashes = {key: value for key, value in opts.items()
                if key in e.preset and value != e.preset[key]}
     if clashes:
@@ -120,7 +172,8 @@ def build(name: str, d_model: int = 64, n_heads: int = 4, max_len: int = 128, **
         really = (f"that is the variant {same[0]!r}: build({same[0]!r}, ...)" if same else
                   f"build({_base_name(e)!r}, " + ", ".join(f"{k}={wanted[k]!r}" for k in e.preset) + ")")
         raise ValueError(f"variant {name!r} fixes {e.preset}; it cannot take {clashes} -- {really}")
-    mixer = e.cls(d_model, n_heads, max_len, **{**e.preset, **opts})
+    checked = check_options(e.cls, {**e.preset, **opts}, owner=f"variant {name!r}")
+    mixer = e.cls(d_model, n_heads, max_len, **checked)
     mixer.variant = name
     mixer.uses_absolute_positions = e.absolute_positions
     return mixer

@@ -97,7 +97,7 @@ def test_an_empty_batch_is_refused_by_every_variant(name):
 
 
 @pytest.mark.parametrize("name", [n for n in compattn.variants() if "dropout" in compattn.options(n)])
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, "0.1"])
+@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5, "0.1", False, float("nan")])
 def test_dropout_must_be_a_probability_below_one(name, p):
     with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
         compattn.build(name, 32, 4, 16, dropout=p)
@@ -141,5 +141,38 @@ def test_path_and_relative_values_must_fit_together():
 
 @pytest.mark.parametrize("ratio", [0, 3, 8, 1.5])
 def test_convbert_head_ratio_must_divide_n_heads(ratio):
-    with pytest.raises(ValueError, match=r"head_ratio must be a positive int dividing n_heads \(4\)"):
+    with pytest.raises(ValueError, match=r"head_ratio must be a positive int dividing n_heads"):
         compattn.build("convbert", 32, 4, head_ratio=ratio)
+
+
+WRONG_KINDS = [
+    ("composite", "max_rel", True, "a positive int"),
+    ("conv_qk", "max_rel", False, "a non-negative int"),
+    ("lightconv", "kernel_size", True, "a positive odd int"),
+    ("convbert", "kernel_size", True, "a positive odd int"),
+    ("convbert", "head_ratio", True, "a positive int"),
+    ("t5", "num_buckets", True, "an even int"),
+    ("composite", "content", "no", "True or False"),
+    ("composite", "query", 1, "True or False"),
+    ("conv_output", "scaled", "no", "True or False"),
+    ("t5", "unscaled_content", "yes", "True or False"),
+    ("composite", "outside", True, "'clip' or 'mask'"),
+    ("rope", "base", True, "a positive number"),
+    ("rope", "base", 0, "a positive number"),
+    ("rope", "base", -10000.0, "a positive number"),
+    ("rope", "base", float("inf"), "a positive number")]
+
+
+@pytest.mark.parametrize("name, option, value, allowed", WRONG_KINDS,
+                         ids=[f"{name}-{option}={value}" for name, option, value, _ in WRONG_KINDS])
+def test_bools_are_not_numbers_and_strings_are_not_flags(name, option, value, allowed):
+    with pytest.raises(ValueError, match=f"{option} must be {allowed}.*, got {value!r}"):
+        compattn.build(name, 32, 4, 16, **{option: value})
+
+
+@pytest.mark.parametrize("size", ["d_model", "n_heads", "max_len"])
+def test_sizes_are_positive_ints_not_bools(size):
+    with pytest.raises(ValueError, match=f"{size} must be a positive int, got True"):
+        compattn.build("none", **{"d_model": 4, "n_heads": 1, "max_len": 8, size: True})
+    with pytest.raises(ValueError, match=f"{size} must be a positive int, got True"):
+        compattn.EncoderConfig(**{size: True})

@@ -6,7 +6,7 @@ from torch.testing import assert_close
 import compattn
 import compattn.mixers.chunked as chunked
 from compattn.bench import saved_bytes
-from compattn.mixers.paths import BLOCK_FROM, choose_path
+from compattn.mixers.paths import BLOCK_FROM, Scores, choose_path
 from compattn.positions import place_band, place_clipped
 
 RELATIVE = ["composite", "composite_fixed", "composite_query", "composite_key", "shaw"]
@@ -23,33 +23,34 @@ def small_blocks(monkeypatch):
 @pytest.mark.parametrize("terms", ["both", "fixed", "query", "key"])
 def test_function_matches_softmax_of_placed_tables(small_blocks, band, terms, pads):
     torch.manual_seed(0)
-    B, H, T, d, k = 2, 3, 37, 8, 4
-    W = 2 * k + 1
-    q, kk, v = (torch.randn(B, H, T, d, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    B, H, T, d, ell = 2, 3, 37, 8, 4
+    W = 2 * ell + 1
+    q, keys, v = (torch.randn(B, H, T, d, dtype=torch.float64, requires_grad=True) for _ in range(3))
     fixed = torch.randn(1, H, 1, W, dtype=torch.float64, requires_grad=True)
     generated = torch.randn(B, H, T, W, dtype=torch.float64, requires_grad=True)
     by_key = torch.randn(B, H, T, W, dtype=torch.float64, requires_grad=True)
     pad = torch.ones(B, T, dtype=torch.bool)
-    # 3 pads: every row keeps a real key in its band; 10 (> k) with a band: the last padded
+    # 3 pads: every row keeps a real key in its band; 10 (> ℓ) with a band: the last padded
     # rows have none, and must give zeros (not NaN), gradients included
     pad[1, -pads:] = False
     per_query = {"both": generated + fixed, "fixed": fixed, "query": generated, "key": None}[terms]
     per_key = by_key if terms in ("both", "key") else None
-    place = (lambda t: place_band(t, k, float("-inf"))) if band else (lambda t: place_clipped(t, k))
-    logits = q @ kk.mT * 0.3
+    place = (lambda t: place_band(t, ell, float("-inf"))) if band else (lambda t: place_clipped(t, ell))
+    logits = q @ keys.mT * 0.3
     if per_query is not None:
         logits = logits + place(per_query.expand(per_query.shape[0], H, T, W))
     if per_key is not None:
         logits = logits + place(per_key).mT
     logits = logits.masked_fill(~pad[:, None, None, :], float("-inf"))
     dead = (logits == float("-inf")).all(-1, keepdim=True)
-    assert dead.any() == (band and pads > k)
+    assert dead.any() == (band and pads > ell)
     reference = torch.softmax(logits.masked_fill(dead, 0), -1).masked_fill(dead, 0) @ v
-    out = chunked.chunked_relative_attention(q, kk, v, per_query, per_key, pad, scale=0.3, max_rel=k, band=band)
+    scores = Scores(T, q, keys, 0.3, per_query, per_key, max_rel=ell, band=band, pad_mask=pad)
+    out = chunked.chunked_relative_attention(scores, v)
     assert_close(out, reference)
     assert torch.isfinite(out).all()
     grad = torch.randn_like(out)
-    inputs = [q, kk, v, fixed, generated, by_key]
+    inputs = [q, keys, v, fixed, generated, by_key]
     expected = torch.autograd.grad(reference, inputs, grad, allow_unused=True)
     got = torch.autograd.grad(out, inputs, grad, allow_unused=True)
     for name, a, b in zip(["q", "k", "v", "fixed", "generated", "by_key"], got, expected):
@@ -121,14 +122,12 @@ def test_choose_path_keeps_the_benchmark_choices():
 def test_attention_dropout_falls_back_to_sdpa():
     assert auto(dropout=0.1) == "sdpa"                   # training with attention dropout
     assert auto(dropout=0.1, training=False) == "block"
-    mixer = compattn.build("composite", 16, 2, 32, path="block", dropout=0.1)
-    with pytest.raises(ValueError, match="'block' path has no attention dropout"):
-        mixer(torch.randn(1, 5, 16))
-    mixer.eval()(torch.randn(1, 5, 16))
+    with pytest.raises(ValueError, match="'block' path has no attention dropout.* dropout=0"):
+        compattn.build("composite", 16, 2, 32, path="block", dropout=0.1)
 
 
 def test_path_option_is_checked():
-    with pytest.raises(ValueError, match="path must be 'auto' or one of"):
+    with pytest.raises(ValueError, match="path must be one of 'auto', 'plain', 'sdpa', 'block', 'flex', got 'chunked'"):
         compattn.build("composite", 16, 2, 32, path="chunked")
 
 
@@ -208,8 +207,8 @@ def test_flex_captures_no_big_tables(monkeypatch, name):
         return wrapped
 
     monkeypatch.setattr(flex, "_attention_fn", spy)
-    B, H, T, k = 3, 4, 40, 2
-    opts = {"max_rel": k} if "max_rel" in compattn.options(name) else {}
+    B, H, T, ell = 3, 4, 40, 2
+    opts = {"max_rel": ell} if "max_rel" in compattn.options(name) else {}
     mixer = compattn.build(name, 32, H, 64, path="flex", **opts).eval()
     pad = torch.ones(B, T, dtype=torch.bool)
     pad[1, -5:] = False
@@ -217,7 +216,7 @@ def test_flex_captures_no_big_tables(monkeypatch, name):
         mixer(torch.randn(B, T, 32), pad)
     (score_mod,) = seen
     elements = captured_elements(score_mod)
-    if opts:      # relative: tables of 2k+1 columns per query or key
-        assert elements <= 2 * B * H * T * (2 * k + 1) + B * T + 1
+    if opts:      # relative: tables of 2ℓ+1 columns per query or key
+        assert elements <= 2 * B * H * T * (2 * ell + 1) + B * T + 1
     else:         # one number per offset and head: O(H T), plus the (B, T) padding mask
         assert elements <= H * (2 * T - 1) + B * T + 1

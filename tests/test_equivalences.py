@@ -11,27 +11,27 @@ from test_mixers import inputs, make
 
 
 def test_place_clipped_matches_definition():
-    T, k = 7, 2
-    table = torch.randn(3, T, 2 * k + 1, dtype=torch.float64)
-    placed = place_clipped(table, k)
+    T, ell = 7, 2
+    table = torch.randn(3, T, 2 * ell + 1, dtype=torch.float64)
+    placed = place_clipped(table, ell)
     for i in range(T):
         for j in range(T):
-            assert placed[0, i, j] == table[0, i, max(-k, min(k, j - i)) + k]
-    band = place_band(table, k)
-    assert (band[:, 0, k + 1:] == 0).all() and (band[:, 0, :k + 1] == table[:, 0, k:]).all()
+            assert placed[0, i, j] == table[0, i, max(-ell, min(ell, j - i)) + ell]
+    band = place_band(table, ell)
+    assert (band[:, 0, ell + 1:] == 0).all() and (band[:, 0, :ell + 1] == table[:, 0, ell:]).all()
 
 
 def test_lightconv_is_a_band_matrix_of_its_softmaxed_kernel():
     """An independent reference: the (T, T) band matrix written out entry by entry."""
-    k, T = 3, 11
-    mixer = make("lightconv", max_rel=k, dtype=torch.float64)
+    ell, T = 3, 11
+    mixer = make("lightconv", max_rel=ell, dtype=torch.float64)
     x = inputs(T=T, dtype=torch.float64)
-    kernel = F.softmax(mixer.weight, -1)                                # (H, 2k+1)
+    kernel = F.softmax(mixer.weight, -1)                                # (H, 2ℓ+1)
     band = torch.zeros(4, T, T, dtype=torch.float64)
     for h in range(4):
         for i in range(T):
-            for j in range(max(0, i - k), min(T, i + k + 1)):
-                band[h, i, j] = kernel[h, j - i + k]
+            for j in range(max(0, i - ell), min(T, i + ell + 1)):
+                band[h, i, j] = kernel[h, j - i + ell]
     v = F.glu(mixer.value(x), -1).view(2, T, 4, 8).transpose(1, 2)    # (B, H, T, d_head)
     mixed = (band @ v).transpose(1, 2).reshape(2, T, 32)
     assert_close(mixer(x), mixer.out(mixed))
@@ -57,11 +57,11 @@ def test_dynconv_row_i_depends_on_x_i_alone():
 
 
 def test_composite_without_content_and_dynamic_terms_is_a_lightweight_convolution():
-    k, T = 2, 10
-    mixer = make("composite", content=False, query=False, key=False, max_rel=k)
+    ell, T = 2, 10
+    mixer = make("composite", content=False, query=False, key=False, max_rel=ell)
     x = inputs(B=1, T=T)
-    beta = mixer.fixed_kernel.detach()                                  # (H, 2k+1)
-    expected = F.softmax(beta[:, clipped_index(T, k)], dim=-1)          # (H, T, T)
+    beta = mixer.fixed_kernel.detach()                                  # (H, 2ℓ+1)
+    expected = F.softmax(beta[:, clipped_index(T, ell)], dim=-1)        # (H, T, T)
     A = mixer.mixing_matrix(x)[0]
     assert_close(A, expected)
     # clipped tails: an interior row's weights beyond the window are all equal
@@ -69,11 +69,11 @@ def test_composite_without_content_and_dynamic_terms_is_a_lightweight_convolutio
     # edge logits -> -inf: exactly Wu's lightweight convolution of width 2k-1 (interior rows)
     with torch.no_grad():
         mixer.fixed_kernel[:, 0] = mixer.fixed_kernel[:, -1] = float("-inf")
-    light = make("lightconv", max_rel=k - 1)
+    light = make("lightconv", max_rel=ell - 1)
     with torch.no_grad():
         light.weight.copy_(beta[:, 1:-1])
     band = light.mixing_matrix(x)[0]
-    inner = slice(k - 1, T - k + 1)
+    inner = slice(ell - 1, T - ell + 1)
     assert_close(mixer.mixing_matrix(x)[0, :, inner], band[:, inner])
 
 
@@ -96,15 +96,15 @@ def test_shaw_equals_composite_query():
 
 
 def test_key_based_term_is_indexed_by_i_minus_j():
-    k, T = 2, 6
-    mixer = make("composite_key", content=False, max_rel=k)
+    ell, T = 2, 6
+    mixer = make("composite_key", content=False, max_rel=ell)
     x = inputs(B=1, T=T)
-    q, kk = mixer.queries_keys(x, None)
-    scores = mixer.position_scores(q, kk, T)
-    table = (kk @ mixer.key_kernel) * mixer.scale
+    q, keys = mixer.queries_keys(x, None)
+    scores = mixer.position_scores(q, keys, T)
+    table = (keys @ mixer.key_kernel) * mixer.scale
     for i in range(T):
         for j in range(T):
-            assert_close(scores[0, :, i, j], table[0, :, j, max(-k, min(k, i - j)) + k])
+            assert_close(scores[0, :, i, j], table[0, :, j, max(-ell, min(ell, i - j)) + ell])
 
 
 def test_rotary_scores_depend_only_on_the_offset():
@@ -154,10 +154,10 @@ def test_parameter_counts_match_the_papers_accounting():
 
 
 def test_window_at_which_composite_adds_one_percent():
-    """The answer to an exercise of the chapter on every variant: k = 10."""
+    """The answer to an exercise of the chapter on every variant: ell = 10."""
     base = compattn.mixer_parameter_count("none", 256, 4)
-    k = next(k for k in range(1, 200)
-             if compattn.mixer_parameter_count("composite", 256, 4, max_rel=k) - base >= 0.01 * base)
-    assert k == 10
-    assert (4 + 2 * 64) * (2 * k + 1) == compattn.mixer_parameter_count("composite", 256, 4,
-                                                                          max_rel=k) - base
+    ell = next(ell for ell in range(1, 200)
+             if compattn.mixer_parameter_count("composite", 256, 4, max_rel=ell) - base >= 0.01 * base)
+    assert ell == 10
+    assert (4 + 2 * 64) * (2 * ell + 1) == compattn.mixer_parameter_count("composite", 256, 4,
+                                                                            max_rel=ell) - base

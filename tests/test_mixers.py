@@ -3,9 +3,11 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 
 import compattn
+from compattn.positions import t5_bucket
 
 VARIANTS = compattn.variants()
 # what each variant exposes is declared in its registry entry
@@ -72,10 +74,14 @@ def test_gradcheck_float64(name):
 def test_padding_never_changes_real_positions(name):
     mixer = make(name)
     x = inputs(B=1, T=9)
-    junk = inputs(B=1, T=4, seed=7) * 10
-    padded = torch.cat([x, junk], dim=1)
+    # junk where there is no token: NaN and inf as well as large finite numbers (0 * NaN is NaN,
+    # so a padded row that is multiplied by zero instead of overwritten would leak)
+    junk = torch.tensor([float("nan"), float("inf"), -float("inf"), 1e30]).repeat(32)[:4 * 32]
+    padded = torch.cat([x, junk.view(1, 4, 32)], dim=1)
     mask = torch.tensor([[True] * 9 + [False] * 4])
-    assert_close(mixer(padded, mask)[:, :9], mixer(x), rtol=1e-5, atol=1e-5)
+    y = mixer(padded, mask)
+    assert torch.isfinite(y).all()
+    assert_close(y[:, :9], mixer(x), rtol=1e-5, atol=1e-5)
     if name not in NO_MATRIX:
         A_pad = mixer.mixing_matrix(padded, mask)
         assert_close(A_pad[..., :9, :9], mixer.mixing_matrix(x), rtol=1e-5, atol=1e-6)
@@ -83,26 +89,167 @@ def test_padding_never_changes_real_positions(name):
         assert (A_pad[..., 9:, :] == 0).all(), "padded queries must put no weight anywhere"
 
 
+# --- the formulas, written out again from the parameters (no library code but t5_bucket) -----
+def linear(x, layer):
+    return x @ layer.weight.T + (0 if layer.bias is None else layer.bias)
+
+
+def by_heads(t, H):                                  # (B, T, H * d) -> (B, H, T, d)
+    B, T, D = t.shape
+    return t.reshape(B, T, H, D // H).permute(0, 2, 1, 3)
+
+
+def depthwise(x, conv, ell):                         # a depthwise Conv1d over time, zero-padded
+    return F.conv1d(x.transpose(1, 2), conv.weight, conv.bias, padding=ell,
+                    groups=x.shape[-1]).transpose(1, 2)
+
+
+def band(kernel, ell):
+    """(B, H, T, T) from per-position kernels (B, H, T, 2ℓ+1): entry (i, j) is row i's tap j - i,
+    zero beyond ±ℓ."""
+    T = kernel.shape[2]
+    r = torch.arange(T)[None, :] - torch.arange(T)[:, None]
+    taps = kernel[:, :, torch.arange(T)[:, None], r.clamp(-ell, ell) + ell]
+    return taps.masked_fill(r.abs() > ell, 0.0)
+
+
+def formula(mixer, x, mask):
+    """``(A, v)``: the mixing matrix (B, H, T, T) and the values (B, H, T, d) of ``mixer`` for
+    ``x`` (B, T, D) with padding ``mask``, from the variant's equation."""
+    name, H, d = mixer.variant, mixer.n_heads, mixer.d_head
+    x = torch.where(mask[..., None], x, 0.0)         # padded tokens are absent
+    B, T, D = x.shape
+    r = torch.arange(T)[None, :] - torch.arange(T)[:, None]           # j - i
+    real = mask[:, None, :, None] & mask[:, None, None, :]
+    if name in ("lightconv", "dynconv"):
+        u = linear(x, mixer.value)
+        u = (u[..., :D] * torch.sigmoid(u[..., D:])) * mask[..., None]   # GLU, zero at padding
+        if name == "lightconv":
+            kernel = torch.softmax(mixer.weight, -1)[None, :, None, :]
+        else:
+            kernel = torch.softmax((u @ mixer.kernel_generator.weight.T).view(B, T, H, -1), -1)
+            kernel = kernel.permute(0, 2, 1, 3)
+        A = band(kernel.expand(B, H, T, kernel.shape[-1]), mixer.max_rel).masked_fill(~real, 0.0)
+        return A, by_heads(u, H)
+    if name == "convbert":
+        Hc, K = mixer.attention_heads, mixer.kernel_size
+        q, k = by_heads(linear(x, mixer.query), Hc), by_heads(linear(x, mixer.key), Hc)
+        logits = (q @ k.transpose(-1, -2)) / math.sqrt(d)
+        attention = torch.softmax(logits.masked_fill(~mask[:, None, None, :], float("-inf")), -1)
+        span = F.conv1d(depthwise(x, mixer.span_key.depthwise, K // 2).transpose(1, 2),
+                        mixer.span_key.pointwise.weight) + mixer.span_key.bias
+        generated = linear(linear(x, mixer.query) * span.transpose(1, 2), mixer.kernel_generator)
+        kernel = torch.softmax(generated.view(B, T, Hc, K), -1).permute(0, 2, 1, 3)
+        A = torch.cat([attention, band(kernel, K // 2)], 1).masked_fill(~real, 0.0)
+        values = torch.cat([linear(x, mixer.value), linear(x, mixer.conv_value) * mask[..., None]], -1)
+        return A, by_heads(values, 2 * Hc)
+
+    def mixed_separable(proj):                        # [pointwise(depthwise(x)) ; Linear(x)]
+        return torch.cat([linear(depthwise(x, proj.depthwise, mixer.max_rel), proj.pointwise),
+                          linear(x, proj.linear)], -1)
+
+    project = {"conv_qk": mixed_separable}.get(name, lambda layer: linear(x, layer))
+    v = by_heads(mixed_separable(mixer.value) if name == "conv_values" else linear(x, mixer.value), H)
+    content = getattr(mixer, "content", True)
+    if content or name.startswith("composite") or name == "shaw":
+        q, k = by_heads(project(mixer.query), H), by_heads(project(mixer.key), H)
+    if name == "rope":                                # rotate (x_t, x_{t + d/2}) by angle i theta_t
+        theta = 10000.0 ** (-torch.arange(d // 2, dtype=x.dtype) * 2 / d)
+        angle = torch.arange(T, dtype=x.dtype)[:, None] * theta        # (T, d/2)
+
+        def rotate(t):
+            a, b = t[..., :d // 2], t[..., d // 2:]
+            return torch.cat([a * angle.cos() - b * angle.sin(), a * angle.sin() + b * angle.cos()], -1)
+        q, k = rotate(q), rotate(k)
+    logits = (q @ k.transpose(-1, -2)) / math.sqrt(d) if content else torch.zeros(B, H, T, T, dtype=x.dtype)
+    if name == "t5":                                  # T5: no 1/sqrt(d) on the bias
+        logits = logits + mixer.relative_attention_bias.weight[t5_bucket(r)].permute(2, 0, 1)
+    if name == "alibi":                               # slopes 2^(-8h/H), h = 1..H
+        slopes = torch.tensor([2.0 ** (-8 * h / H) for h in range(1, H + 1)], dtype=x.dtype)
+        logits = logits - slopes[:, None, None] * r.abs()
+    if name == "kerple":
+        r1, r2 = mixer.r1.clamp(min=0.01), mixer.r2.clamp(min=0.01)
+        logits = logits - r1[:, None, None] * torch.log1p(r2[:, None, None] * r.abs())
+    if name.startswith("composite") or name == "shaw":
+        ell = mixer.max_rel
+        c = r.clamp(-ell, ell) + ell                 # clip(j - i) + ℓ; its transpose: clip(i - j) + ℓ
+        rows, cols = torch.arange(T)[:, None], torch.arange(T)[None, :]
+        if name == "shaw":
+            logits = logits + (q @ mixer.relative_keys.T)[:, :, rows, c] / math.sqrt(d)
+        if getattr(mixer, "fixed_kernel", None) is not None:
+            logits = logits + mixer.fixed_kernel[:, c]
+        if getattr(mixer, "query_kernel", None) is not None:
+            logits = logits + (q @ mixer.query_kernel)[:, :, rows, c] / math.sqrt(d)
+        if getattr(mixer, "key_kernel", None) is not None:
+            logits = logits + (k @ mixer.key_kernel)[:, :, cols, c.T] / math.sqrt(d)
+        if getattr(mixer, "outside", "clip") == "mask":
+            logits = logits.masked_fill(r.abs() > ell, float("-inf"))
+    A = torch.softmax(logits.masked_fill(~mask[:, None, None, :], float("-inf")), -1)
+    return A.masked_fill(~real, 0.0), v
+
+
+FORMULA_CASES = [(n, {}) for n in VARIANTS if n not in NO_MATRIX] + [
+    ("composite", {"outside": "mask"}), ("composite", {"content": False}),
+    ("alibi", {"content": False}), ("t5", {"content": False}), ("none", {"content": False})]
+
+
+@pytest.mark.parametrize("name, opts", FORMULA_CASES,
+                         ids=[n + "".join(f"-{k}={v}" for k, v in o.items()) for n, o in FORMULA_CASES])
+def test_forward_and_mixing_matrix_follow_the_formula(name, opts):
+    """The mixing matrix and the output, against the variant's equation written out from its
+    parameters (default options: T5 with its bias unscaled and the content term scaled by
+    1/sqrt(d_h)); padded rows of x hold NaN and inf."""
+    if "max_rel" in compattn.options(name):       # a window narrower than the sequence
+        opts = {"max_rel": 3, **opts}
+    mixer = make(name, dtype=torch.float64, **opts)
+    x = inputs(dtype=torch.float64)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[1, 8:] = False
+    x[~mask] = torch.tensor([float("nan"), float("inf"), -float("inf")]).repeat(11)[:32].double()
+    A, v = formula(mixer, x, mask)
+    assert_close(mixer.mixing_matrix(x, mask), A)
+    heads = (A @ v).permute(0, 2, 1, 3).reshape(2, 11, -1)
+    assert_close(mixer(x, mask), linear(heads, mixer.out))
+
+
 @pytest.mark.parametrize("name", [n for n in VARIANTS if n not in NO_MATRIX])
-def test_forward_is_mixing_matrix_times_values(name):
-    # a window narrower than the sequence, so that rows both lose and keep all their taps
+def test_rows_lose_weight_only_where_declared(name):
     mixer = make(name, max_rel=3) if "max_rel" in compattn.options(name) else make(name)
     x = inputs()
     mask = torch.ones(2, 11, dtype=torch.bool)
     mask[1, 8:] = False
-    A = mixer.mixing_matrix(x, mask)
-    expected = mixer.project_out(A @ mixer.values(x, mask))
-    assert_close(mixer(x, mask), expected, rtol=1e-5, atol=1e-5)
-    rows = A.sum(-1)
+    rows = mixer.mixing_matrix(x, mask).sum(-1)
     if compattn.entry(name).rows_sum_to_one:     # a softmax over the sequence
         assert_close(rows[0], torch.ones_like(rows[0]))
         assert_close(rows[1, :, :8], torch.ones_like(rows[1, :, :8]))
         return
     # a zero-padded convolution loses taps at the edges only (attention heads lose none)
-    rows, k = rows[0], mixer.max_rel                 # sequence 0 has no padding: (H, T)
+    rows, ell = rows[0], mixer.max_rel               # sequence 0 has no padding: (H, T)
     assert (rows <= 1 + 1e-5).all()
-    assert_close(rows[:, k:11 - k], torch.ones_like(rows[:, k:11 - k]))
+    assert_close(rows[:, ell:11 - ell], torch.ones_like(rows[:, ell:11 - ell]))
     assert (rows[:, 0] < 1 - 1e-3).any()
+
+
+def test_shaw_relative_values_follow_the_formula():
+    """y_i = sum_j alpha_ij (v_j + a^V_clip(j-i)), on the plain path through ``attend``."""
+    ell = 2
+    mixer = make("shaw", dtype=torch.float64, max_rel=ell, relative_values=True)
+    x = inputs(dtype=torch.float64)
+    mask = torch.ones(2, 11, dtype=torch.bool)
+    mask[1, 8:] = False
+    A, v = formula(mixer, x, mask)
+    r = torch.arange(11)[None, :] - torch.arange(11)[:, None]
+    a_v = mixer.relative_values[r.clamp(-ell, ell) + ell]              # (T, T, d): small here
+    heads = A @ v + torch.einsum("bhij,ijd->bhid", A, a_v)
+    assert_close(mixer(x, mask), linear(heads.permute(0, 2, 1, 3).reshape(2, 11, -1), mixer.out))
+
+
+def test_convbert_projects_its_queries_once():
+    mixer = make("convbert")
+    calls = []
+    mixer.query.register_forward_hook(lambda *args: calls.append(1))
+    mixer(inputs())
+    assert len(calls) == 1
 
 
 def test_conv_output_has_no_mixing_matrix():

@@ -79,19 +79,19 @@ def test_shaw_matches_bert_relative_key():
     from transformers import BertConfig
     from transformers.models.bert.modeling_bert import BertSelfAttention
 
-    P, k = 16, 3
+    P, ell = 16, 3
     config = BertConfig(hidden_size=D, num_attention_heads=H, position_embedding_type="relative_key",
                         max_position_embeddings=P, attention_probs_dropout_prob=0.0)
     config._attn_implementation = "eager"
     theirs = BertSelfAttention(config, position_embedding_type="relative_key").eval().double()
     randomise(theirs, 2)
-    ours = compattn.build("shaw", D, H, P, max_rel=k).eval().double()
+    ours = compattn.build("shaw", D, H, P, max_rel=ell).eval().double()
     with torch.no_grad():
         for name in ("query", "key", "value"):
             getattr(ours, name).load_state_dict(getattr(theirs, name).state_dict())
         # HF's table is indexed by i - j + P - 1 and never clipped: fill it with our clipped rows
         delta = torch.arange(-(P - 1), P)                     # i - j
-        theirs.distance_embedding.weight.copy_(ours.relative_keys[(-delta).clamp(-k, k) + k])
+        theirs.distance_embedding.weight.copy_(ours.relative_keys[(-delta).clamp(-ell, ell) + ell])
     identity_output(ours)
     x = torch.randn(2, 12, D, dtype=torch.float64)
     assert_close(ours(x), theirs(x)[0])

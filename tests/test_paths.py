@@ -1,9 +1,10 @@
 """Every execution path computes the same function, on every input that can happen.
 
-Every variant x every path this machine has x {no padding; right padding longer than k; left
+Every variant x every path this machine has x {no padding; right padding longer than ℓ; left
 padding; all but one position padded} x {outside clip, mask} x {content on, off}: equal outputs
 and gradients in float64, finite values after two stacked layers, and nothing from the padded
-positions of x (NaN, inf, 1e30) reaching a real output.
+positions of x (NaN, inf, 1e30) reaching a real output.  FlexAttention has no backward pass on a
+CPU: there its forward pass is compared (the score_mod), and a request for its gradients refused.
 """
 import itertools
 
@@ -12,10 +13,11 @@ import torch
 from torch.testing import assert_close
 
 import compattn
+import compattn.mixers.chunked as chunked
 from compattn.mixers.flex import flex_available
-from compattn.mixers.paths import PATHS
+from compattn.mixers.paths import PATHS, Scores, attend
 
-T, K, D, H = 14, 2, 8, 2
+T, ELL, D, H = 14, 2, 8, 2          # ELL: the window ℓ (max_rel)
 PADDINGS = ["none", "right", "left", "all_but_one"]
 
 
@@ -23,9 +25,9 @@ def configurations():
     """(id, variant, options) for every variant and its clip/mask and content switches."""
     for name in compattn.variants():
         allowed = compattn.options(name)
-        base = {"max_rel": K} if "max_rel" in allowed else {}
+        base = {"max_rel": ELL} if "max_rel" in allowed else {}
         if "kernel_size" in allowed and "max_rel" not in allowed:
-            base = {"kernel_size": 2 * K + 1}
+            base = {"kernel_size": 2 * ELL + 1}
         if name == "t5":
             base = {"num_buckets": 8, "max_distance": 8}
         outsides = ["clip", "mask"] if "outside" in allowed else [None]
@@ -36,12 +38,12 @@ def configurations():
                 opts["outside"] = outside
             if content is not None:
                 opts["content"] = content
-            label = "-".join([name] + [f"{k}={v}" for k, v in opts.items()
-                                       if k in ("outside", "content")])
+            label = "-".join([name] + [f"{key}={value}" for key, value in opts.items()
+                                       if key in ("outside", "content")])
             yield label, name, opts
     # the window without any table (the case the plain path once ignored)
     yield ("composite-window-only", "composite",
-           dict(max_rel=K, outside="mask", fixed=False, query=False, key=False))
+           dict(max_rel=ELL, outside="mask", fixed=False, query=False, key=False))
 
 
 CONFIGS = list(configurations())
@@ -53,9 +55,9 @@ def pad_mask(kind):
         return None
     mask = torch.ones(2, T, dtype=torch.bool)
     if kind == "right":
-        mask[1, T - (K + 3):] = False            # more pads than k: windows of pads only
+        mask[1, T - (ELL + 3):] = False          # more pads than ℓ: windows of pads only
     elif kind == "left":
-        mask[1, :K + 1] = False
+        mask[1, :ELL + 1] = False
     else:
         mask[1] = False
         mask[1, 5] = True
@@ -161,26 +163,107 @@ def test_two_stacked_layers_stay_finite(label, name, opts, padding):
 
 
 def test_the_window_does_not_depend_on_which_tables_are_on():
-    mixer = make("composite", dict(max_rel=K, outside="mask", fixed=False, query=False,
+    mixer = make("composite", dict(max_rel=ELL, outside="mask", fixed=False, query=False,
                                    key=False), "plain")
     A = mixer.mixing_matrix(inputs(None))
-    far = (torch.arange(T)[None, :] - torch.arange(T)[:, None]).abs() > K
+    far = (torch.arange(T)[None, :] - torch.arange(T)[:, None]).abs() > ELL
     assert (A[..., far] == 0).all()
 
 
 def test_a_row_without_allowed_keys_is_zero_in_the_mixing_matrix():
-    mixer = make("composite", dict(max_rel=K, outside="mask"), "plain")
+    mixer = make("composite", dict(max_rel=ELL, outside="mask"), "plain")
     mask = pad_mask("right")
     A = mixer.mixing_matrix(inputs(mask), mask)
     assert torch.isfinite(A).all()
     assert (A[1, :, ~mask[1]] == 0).all() and (A[1][..., ~mask[1]] == 0).all()
 
 
-def test_flex_on_cpu_is_checked_by_the_forward_pass_only():
-    if flex_gradients():
-        pytest.skip("CUDA: the gradients of the flex path are compared above")
-    pytest.skip("FlexAttention has no backward pass on a CPU: flex gradients are compared "
-                "only on CUDA (the forward pass is compared on every machine)")
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_on_a_cpu_refuses_gradients_with_a_clear_message():
+    """FlexAttention has no backward pass on a CPU: asking it for gradients there is a ValueError
+    that says what to do (not torch's NotImplementedError); its forward pass runs."""
+    if not flex_available():
+        pytest.skip("this torch has no FlexAttention")
+    mixer = make("composite", {"max_rel": ELL}, "flex").float().cpu().train()
+    x = inputs(None).float()
+    with pytest.raises(ValueError, match="FlexAttention has no backward pass on a CPU: move the mixer"):
+        mixer(x)
+    with torch.no_grad():
+        assert_close(mixer(x), make("composite", {"max_rel": ELL}, "plain").float()(x))
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+def test_flex_without_content_after_a_flex_call_with_a_table():
+    """Regression: zeros aliased as both queries and keys (for content=False) crashed the second
+    FlexAttention call of a process with AttributeError ('NoneType' ... '__closure__')."""
+    if not flex_available():
+        pytest.skip("this torch has no FlexAttention")
+    x = inputs(None)
+    for name, opts in (("composite", {"max_rel": ELL}), ("alibi", {"content": False}),
+                       ("composite", {"max_rel": ELL, "content": False, "key": False})):
+        mixer = make(name, opts, "flex")
+        with torch.no_grad():
+            flex_out = mixer(x)
+            mixer.path = "plain"
+            assert_close(flex_out, mixer(x))
+
+
+@pytest.mark.parametrize("name, opts", [("composite", {"outside": "clip"}),
+                                         ("composite", {"outside": "mask"}),
+                                         ("composite", {"content": False}), ("shaw", {})],
+                         ids=["composite-clip", "composite-mask", "composite-no-content", "shaw"])
+def test_block_path_over_several_blocks(monkeypatch, name, opts):
+    """T = 40 in blocks of 16 rows: the keys left and right of a block's band, whose offsets clip
+    to the tables' edge columns, exist only when there are several blocks."""
+    monkeypatch.setattr(chunked, "BLOCK_NUMBERS", 1)        # -> the minimum, 16 rows per block
+    long_T = 40
+    mask = torch.ones(2, long_T, dtype=torch.bool)
+    mask[1, -7:] = False
+    x = torch.randn(2, long_T, D, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    x[~mask] = float("nan")
+    grad_out = torch.randn(2, long_T, D, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    results = {}
+    for path in ("plain", "block"):
+        mixer = make(name, {"max_rel": ELL, **opts}, path)
+        results[path] = run(mixer, x, mask, grad_out, True)
+        names = [n for n, _ in mixer.named_parameters()]
+    (y, grads), (y_ref, grads_ref) = results["block"], results["plain"]
+    assert_close(y, y_ref)
+    for pname, g, g_ref in zip(["x", *names], grads, grads_ref):
+        assert_close(g, g_ref, msg=lambda m: f"gradient of {pname}: {m}")
+    # the edge columns of the tables (offsets clipped to ±ℓ) get gradient from far keys
+    tables = {n: g for n, g in zip(names, grads[1:]) if n in ("fixed_kernel", "query_kernel",
+                                                               "key_kernel", "relative_keys")}
+    for pname, g in tables.items():
+        edges = g[..., [0, -1]] if pname != "relative_keys" else g[[0, -1]]
+        assert (edges != 0).all(), f"{pname}: an edge column got no gradient"
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("path", PATHS)
+def test_every_path_refuses_an_empty_batch_and_survives_a_sequence_of_padding(path):
+    """Called directly (no mixer's input check): B = 0 is a clear error on every path, and a
+    sequence that is all padding gives zeros, with finite gradients, never NaN."""
+    if path == "flex" and not flex_available():
+        pytest.skip("this torch has no FlexAttention")
+    g = torch.Generator().manual_seed(6)
+    q, k, v = (torch.randn(2, H, T, 4, dtype=torch.float64, generator=g) for _ in range(3))
+    table = torch.randn(1, H, 1, 2 * ELL + 1, dtype=torch.float64, generator=g)
+    empty = Scores(T, q[:0], k[:0], 0.5, table, max_rel=ELL)
+    with pytest.raises(ValueError, match="empty batch"):
+        attend(empty, v[:0], path=path)
+    mask = torch.ones(2, T, dtype=torch.bool)
+    mask[1] = False
+    for band in (False, True):
+        with_grad = path != "flex" or flex_gradients()
+        tensors = [t.clone().requires_grad_(with_grad) for t in (q, k, v, table)]
+        s = Scores(T, *tensors[:2], 0.5, tensors[3], max_rel=ELL, band=band, pad_mask=mask)
+        with torch.set_grad_enabled(with_grad):
+            out = attend(s, tensors[2], path=path)
+        assert (out[1] == 0).all() and torch.isfinite(out).all(), (path, band)
+        if with_grad:
+            grads = torch.autograd.grad(out.sum(), tensors)
+            assert all(torch.isfinite(g_).all() for g_ in grads), (path, band)
 
 
 @pytest.mark.parametrize("name", ["composite", "t5"])

@@ -14,26 +14,30 @@ import torch
 from torch import nn
 
 from ..positions import alibi_slopes, rotary_angles, rotate, t5_bucket
-from ..registry import register
-from .base import Mixer, check_dropout, split_heads
-from .paths import PATHS, attend, position_bias, safe_softmax
+from ..registry import choice, flag, integer, number, register
+from .base import DROPOUT, Mixer, split_heads
+from .paths import PATHS, Scores, attend, check_path, logits, position_bias, weights
+
+#: ``"auto"`` or one of ``paths.PATHS``: every path computes the same function (``paths.py``)
+PATH = choice("auto", "auto", *PATHS)
 
 
 class Attention(Mixer):
     """Multi-head softmax attention; subclasses add a position term as ``offset_tables``.
 
-    Options: ``content`` (keep the q.k term; switching it off leaves a pure position
-    kernel), ``dropout`` (on the attention weights, training only), ``path`` (``"auto"``, or
-    force one of ``paths.PATHS``: ``"plain"``, ``"sdpa"``, ``"block"``, ``"flex"``; every
-    path computes the same function, see ``paths.py``).
+    Options: ``content`` (keep the q.k term; without it and without a position term every
+    logit is zero: a uniform average), ``dropout`` (on the attention weights, training only),
+    ``path`` (``"auto"``, or force one of ``paths.PATHS``: ``"plain"``, ``"sdpa"``, ``"block"``,
+    ``"flex"``).
     """
 
-    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len)
-        if path != "auto" and path not in PATHS:
-            raise ValueError(f"path must be 'auto' or one of {PATHS}, got {path!r}")
-        self.content, self.dropout, self.path = content, check_dropout(dropout), path
+    OPTIONS = {"content": flag(True), "dropout": DROPOUT, "path": PATH}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.content = self.options.get("content", True)
+        self.dropout, self.path = self.options["dropout"], self.options["path"]
+        check_path(self.path, self.dropout)
         if self.needs_queries_keys():
             self.query = nn.Linear(d_model, d_model)
             self.key = nn.Linear(d_model, d_model)
@@ -50,53 +54,43 @@ class Attention(Mixer):
         return split_heads(self.value(x), self.n_heads)
 
     def offset_tables(self, q, k, T: int):
-        """The position term as ``(per_query, per_key, max_rel, band)`` (see ``paths.py``),
-        or ``None`` without one.  ``q``/``k`` are ``None`` when the variant has none."""
+        """The position term as ``(per_query, per_key, max_rel, band)`` (the fields of
+        ``paths.Scores``), or ``None`` without one.  ``q``/``k`` are ``None`` when the variant
+        has none."""
         return None
 
-    def _inputs(self, x, pad_mask):
-        """Everything ``paths.attend`` needs but the values, as keyword arguments."""
+    def describe(self, q, k, T: int, pad_mask=None) -> Scores:
+        """The logits of this layer as one ``paths.Scores`` record, from its queries and keys."""
+        per_query, per_key, max_rel, band = self.offset_tables(q, k, T) or (None, None, 0, False)
+        q, k = (q, k) if self.content else (None, None)
+        if q is None and per_query is None and per_key is None:   # no term at all: logits 0
+            per_query, max_rel = self.value.weight.new_zeros(1, 1, 1, 1), 0
+        return Scores(T, q, k, self.scale, per_query, per_key, max_rel, band, pad_mask)
+
+    def scores(self, x, pad_mask) -> Scores:
         q, k = self.queries_keys(x, pad_mask) if self.needs_queries_keys() else (None, None)
-        tables = self.offset_tables(q, k, x.shape[1])
-        per_query, per_key, max_rel, band = tables if tables is not None else (None, None, 0, False)
-        if not self.content:
-            q = k = None
-        return dict(q=q, k=k, per_query=per_query, per_key=per_key, pad_mask=pad_mask,
-                    scale=self.scale, max_rel=max_rel, band=band)
+        return self.describe(q, k, x.shape[1], pad_mask)
 
     def position_scores(self, q, k, T: int):
         """The position term placed into (B|1, H, T, T) logits, or ``None``."""
-        tables = self.offset_tables(q, k, T)
-        if tables is None:
+        if self.offset_tables(q, k, T) is None:
             return None
-        per_query, per_key, max_rel, band = tables
-        device = self.value.weight.device
-        return position_bias(per_query, per_key, T, max_rel, band, device)
+        return position_bias(self.describe(q, k, T), self.value.weight.device)
 
     def logits(self, x, pad_mask=None):
         """(B, H, T, T) logits before the softmax: content plus the placed position term
-        (``-inf`` outside the window with ``outside="mask"``; padding not yet masked)."""
-        inputs = self._inputs(x, pad_mask)
-        q, k = inputs["q"], inputs["k"]
+        (``-inf`` beyond the window with ``outside="mask"`` and at padded keys)."""
+        x, pad_mask = self.prepare(x, pad_mask)
         B, T, _ = x.shape
-        scores = x.new_zeros(1, 1, T, T) if q is None else (q @ k.transpose(-1, -2)) * self.scale
-        bias = position_bias(inputs["per_query"], inputs["per_key"], T, inputs["max_rel"],
-                             inputs["band"], x.device)
-        if bias is not None:
-            scores = scores + bias.to(scores.dtype)
-        return scores.expand(B, self.n_heads, T, T)
+        return logits(self.scores(x, pad_mask)).expand(B, self.n_heads, T, T)
 
-    def _mixing_weights(self, x, pad_mask):
-        return safe_softmax(self.logits(x, pad_mask), pad_mask)
+    def mixing_weights(self, x, pad_mask):
+        B, T, _ = x.shape
+        return weights(self.scores(x, pad_mask)).expand(B, self.n_heads, T, T)
 
     def heads(self, x, pad_mask):
-        """The heads before the output projection, (B, H, T, d_head), by ``paths.attend``."""
-        return attend(v=self.values(x, pad_mask), **self._inputs(x, pad_mask),
-                      dropout=self.dropout, training=self.training, path=self.path)
-
-    def forward(self, x, pad_mask=None):
-        x, pad_mask = self.prepare(x, pad_mask)
-        return self.project_out(self.heads(x, pad_mask))
+        return attend(self.scores(x, pad_mask), self.values(x, pad_mask), dropout=self.dropout,
+                      training=self.training, path=self.path)
 
 
 @register("absolute", cost="none (fused attention)",
@@ -120,12 +114,14 @@ class NoPositionAttention(Attention):
 class RotaryAttention(Attention):
     """Rotary position embeddings (Su et al. 2021): rotate q_i and k_j by angles i*theta."""
 
-    def __init__(self, d_model, n_heads, max_len, *, base: float = 10000.0, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, dropout=dropout, path=path)
+    OPTIONS = {"base": number(10000.0, "a positive number (θ_t = base^(-2t/d_head))", lambda b: b > 0),
+               "dropout": DROPOUT, "path": PATH}             # no content option: rope rotates it
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
         if self.d_head % 2:
             raise ValueError(f"rope needs an even head size, got d_model/n_heads = {self.d_head}")
-        self.base = base
+        self.base = self.options["base"]
 
     def queries_keys(self, x, pad_mask):
         q, k = super().queries_keys(x, pad_mask)
@@ -147,25 +143,26 @@ class T5BiasAttention(Attention):
     position term differs between variants.  The bias table is zero at initialisation.
     """
 
-    def __init__(self, d_model, n_heads, max_len, *, num_buckets: int = 32, max_distance: int = 128,
-                 unscaled_content: bool = False, content: bool = True, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
-        if not isinstance(num_buckets, int) or num_buckets < 4 or num_buckets % 2:
-            raise ValueError("num_buckets must be an even int >= 4 (half per direction), "
-                             f"got {num_buckets!r}")
+    OPTIONS = {"num_buckets": integer(32, "an even int >= 4 (half per direction)",
+                                      lambda n: n >= 4 and n % 2 == 0),
+               "max_distance": integer(128, "a positive int", lambda n: n >= 1),
+               "unscaled_content": flag(False), **Attention.OPTIONS}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        num_buckets, max_distance = self.options["num_buckets"], self.options["max_distance"]
         # per direction: `exact` buckets of one offset each, then `spread` log-spaced buckets
         # covering the offsets from `exact` up to max_distance: each needs one offset at least
         exact = num_buckets // 4
         spread = num_buckets // 2 - exact
-        if not isinstance(max_distance, int) or max_distance < num_buckets // 2:
+        if max_distance < num_buckets // 2:
             raise ValueError(f"max_distance must be an int >= num_buckets // 2 = {num_buckets // 2}"
                              f" (room for {spread} log-spaced buckets per direction after "
                              f"{exact} exact ones), got {max_distance!r}")
         self.num_buckets, self.max_distance = num_buckets, max_distance
         self.relative_attention_bias = nn.Embedding(num_buckets, n_heads)
         nn.init.zeros_(self.relative_attention_bias.weight)
-        if unscaled_content:
+        if self.options["unscaled_content"]:
             self.scale = 1.0
 
     def per_offset(self, T):
@@ -186,9 +183,8 @@ class T5BiasAttention(Attention):
 class ALiBiAttention(Attention):
     """Content + a fixed linear penalty -m_h |j - i| with geometric slopes (Press et al. 2022)."""
 
-    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
         self.register_buffer("slopes", alibi_slopes(n_heads), persistent=False)
 
     def offset_tables(self, q, k, T):

@@ -12,19 +12,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..registry import SIZE, check_options, number
+
+#: attention dropout (on the weights) or DropConnect (on a convolution's kernel), training only
+DROPOUT = number(0.0, "a number in [0, 1)", lambda p: 0 <= p < 1)
+
 
 class Mixer(nn.Module):
-    """Base class: input checks, head bookkeeping, output projection.
+    """Base class: options, input checks, head bookkeeping, output projection.
 
-    What a variant exposes (its kernel tables, whether its rows sum to one, ...) is declared
-    in its registry entry (``registry.Entry``), not here.
+    A variant declares its options in ``OPTIONS`` (name -> ``registry.Option``) and
+    implements ``heads`` (the forward pass before the output projection) and, if it has a
+    mixing matrix, ``mixing_weights``.  What it exposes beyond that (kernel tables, whether its
+    rows sum to one, ...) is declared in its registry entry (``registry.Entry``).
     """
 
+    OPTIONS: dict = {}
     #: whether the encoder adds learned absolute positions (set by ``build`` from the entry)
     uses_absolute_positions: bool = False
 
-    def __init__(self, d_model: int, n_heads: int, max_len: int):
+    def __init__(self, d_model: int, n_heads: int, max_len: int, **options):
         super().__init__()
+        for name, value in (("d_model", d_model), ("n_heads", n_heads), ("max_len", max_len)):
+            SIZE.check(name, value)
+        if d_model % n_heads:
+            raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+        self.options = check_options(type(self), options)
         self.d_model, self.n_heads, self.max_len = d_model, n_heads, max_len
         self.d_head = d_model // n_heads
         self.out = nn.Linear(d_model, d_model)
@@ -32,14 +45,20 @@ class Mixer(nn.Module):
     # --- the interface -----------------------------------------------------------------
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         x, pad_mask = self.prepare(x, pad_mask)
-        return self.project_out(self._mixing_weights(x, pad_mask) @ self.values(x, pad_mask))
+        return self.project_out(self.heads(x, pad_mask))
 
     def mixing_matrix(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H, T, T) weights each head puts on each position (rows of padded positions
         and columns of padded keys are zero)."""
-        return self._mixing_weights(*self.prepare(x, pad_mask))
+        return self.mixing_weights(*self.prepare(x, pad_mask))
 
-    def _mixing_weights(self, x, pad_mask):
+    def heads(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, H, T, d_head): the output before the heads are merged and projected, for a
+        checked ``x`` whose padded rows are zero."""
+        raise NotImplementedError
+
+    def mixing_weights(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+        """``mixing_matrix`` for a checked ``x`` whose padded rows are zero."""
         raise NotImplementedError(f"{type(self).__name__} has no per-head mixing matrix")
 
     def values(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -65,10 +84,7 @@ class Mixer(nn.Module):
         B, T, D = x.shape
         if D != self.d_model:
             raise ValueError(f"x has width {D} but this mixer was built with d_model={self.d_model}")
-        if B == 0:
-            raise ValueError("x is an empty batch (batch size 0); pass at least one sequence")
-        if T == 0:
-            raise ValueError("x has no positions (T = 0)")
+        check_not_empty(B, T)
         weight = self.out.weight
         if x.device != weight.device:
             raise ValueError(f"x is on {x.device} but this mixer's parameters are on "
@@ -90,11 +106,21 @@ class Mixer(nn.Module):
                              f"got {tuple(pad_mask.shape)}")
         if pad_mask.device != x.device:
             raise ValueError(f"pad_mask is on {pad_mask.device} but x is on {x.device}")
-        # a data-dependent check: skipped while compiling (a graph break); an all-padding row
-        # would give an all-zero output row anyway
-        if not torch.compiler.is_compiling() and not pad_mask.any(dim=1).all():
+        # The only check that reads the mask's values, so on a GPU it would stall every layer
+        # until the device catches up (a host sync): it runs where that costs nothing, on a
+        # CPU and outside a compiled graph.  Elsewhere an all-padding row is harmless: every
+        # path gives zeros for a row without an allowed key, never NaN.
+        if (pad_mask.device.type == "cpu" and not torch.compiler.is_compiling()
+                and not pad_mask.any(dim=1).all()):
             raise ValueError("every sequence needs at least one real token (a pad_mask row is all False)")
         return pad_mask
+
+
+def check_not_empty(B: int, T: int) -> None:
+    if B == 0:
+        raise ValueError("x is an empty batch (batch size 0); pass at least one sequence")
+    if T == 0:
+        raise ValueError("x has no positions (T = 0)")
 
 
 def _autocast(device: torch.device) -> bool:
@@ -118,13 +144,12 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 def zero_padding(x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
-    """Overwrite the rows of padded positions with zeros (``masked_fill``, not a product:
-    0 * NaN is NaN), so a convolution or a projection cannot carry them into real ones."""
+    """(B, T, D) with the rows of padded positions overwritten by zeros (``masked_fill``, not
+    a product: 0 * NaN is NaN), so a convolution or a projection cannot carry them into real ones."""
     return x if pad_mask is None else x.masked_fill(~pad_mask[..., None], 0.0)
 
 
-def check_dropout(p) -> float:
-    """``p`` if it is a probability in [0, 1), else a ``ValueError``."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-        raise ValueError(f"dropout must be a number in [0, 1), got {p!r}")
-    return float(p)
+def zero_padded_rows(heads: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, H, T, d) with the rows of padded positions set to zero."""
+    return heads if pad_mask is None else heads.masked_fill(~pad_mask[:, None, :, None], 0.0)
+

@@ -22,7 +22,12 @@ layers use this path for float32 and float64 only.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .paths import Scores
 
 #: query rows per block: a block's (B, H, rows, T) logits hold about this many numbers
 BLOCK_NUMBERS = 2 ** 24
@@ -36,15 +41,17 @@ class _ChunkedRelativeAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, per_query, per_key, key_bias, scale, max_rel, band):
         # head-split views are strided; one copy here saves a copy per block in every matmul
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        B, H, T, _ = q.shape
+        v = v.contiguous()
+        if q is not None:                      # None: no content term
+            q, k = q.contiguous(), k.contiguous()
+        B, H, T, _ = v.shape
         rows = block_rows(B * H, T)
-        out = torch.empty_like(q)
-        lse = q.new_empty(B, H, T)
+        out = torch.empty_like(v)
+        lse = v.new_empty(B, H, T)
         for start in range(0, T, rows):
             stop = min(T, start + rows)
             # softmax in place on the block's logits: subtract the row max, exponentiate, normalise later
-            p = _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
+            p = _block_logits(q, k, v, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
             # a row with no allowed key (all -inf) gives zeros: max 0, total 1, lse +inf
             row_max = p.amax(-1, keepdim=True)
             dead = row_max == float("-inf")
@@ -61,21 +68,23 @@ class _ChunkedRelativeAttention(torch.autograd.Function):
         q, k, v, per_query, per_key, key_bias, out, lse = ctx.saved_tensors
         scale, max_rel, band, rows = ctx.scale, ctx.max_rel, ctx.band, ctx.rows
         grad_out = grad_out.contiguous()
-        T = q.shape[2]
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        T = v.shape[2]
+        dv = torch.zeros_like(v)
+        dq, dk = (None, None) if q is None else (torch.zeros_like(q), torch.zeros_like(k))
         # table gradients at full batch size; broadcast tables are summed back at the end
-        d_query = None if per_query is None else q.new_zeros(*q.shape[:3], per_query.shape[-1])
-        d_key = None if per_key is None else k.new_zeros(*k.shape[:3], per_key.shape[-1])
+        d_query = None if per_query is None else v.new_zeros(*v.shape[:3], per_query.shape[-1])
+        d_key = None if per_key is None else v.new_zeros(*v.shape[:3], per_key.shape[-1])
         delta = (grad_out * out).sum(-1, keepdim=True)                      # do_i . o_i
         for start in range(0, T, rows):
             stop = min(T, start + rows)
-            p = _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
+            p = _block_logits(q, k, v, per_query, per_key, key_bias, scale, max_rel, band, start, stop)
             p = p.sub_(lse[:, :, start:stop, None]).exp_()
             g = grad_out[:, :, start:stop]
             dv += p.transpose(-1, -2) @ g
             ds = (g @ v.transpose(-1, -2)).sub_(delta[:, :, start:stop]).mul_(p)
-            dq[:, :, start:stop] = (ds @ k).mul_(scale)
-            dk += (ds.transpose(-1, -2) @ q[:, :, start:stop]).mul_(scale)
+            if q is not None:
+                dq[:, :, start:stop] = (ds @ k).mul_(scale)
+                dk += (ds.transpose(-1, -2) @ q[:, :, start:stop]).mul_(scale)
             _table_gradients(ds, d_query, d_key, max_rel, band, start, stop)
         if d_query is not None:
             d_query = _sum_to(d_query, per_query.shape).to(per_query.dtype)
@@ -87,8 +96,8 @@ class _ChunkedRelativeAttention(torch.autograd.Function):
 def _band(T, max_rel, start, stop, device):
     """The columns a block's rows see inside the clip window, and the table columns they read.
 
-    Keys left of ``lo`` are more than k before every row of the block, keys from ``hi`` on more
-    than k after: their offsets all clip to an edge column.  Returns ``lo, hi``, the indices
+    Keys left of ``lo`` are more than ℓ before every row of the block, keys from ``hi`` on more
+    than ℓ after: their offsets all clip to an edge column.  Returns ``lo, hi``, the indices
     c(j - i) (rows, hi - lo) into per-query rows, c(i - j) (hi - lo, rows) into per-key rows, and
     the offsets j - i (rows, hi - lo).
     """
@@ -99,7 +108,7 @@ def _band(T, max_rel, start, stop, device):
     return lo, hi, by_query, by_key, offsets
 
 
-def _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, start, stop):
+def _block_logits(q, k, v, per_query, per_key, key_bias, scale, max_rel, band, start, stop):
     """Logits (B, H, rows, T) for query rows [start, stop), in a fresh tensor the caller may overwrite.
 
     Outside the band [lo, hi) every offset clips to an edge column, so the position terms there
@@ -107,10 +116,10 @@ def _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, star
     gathered.  The content term is added last by one ``baddbmm``: on a CPU each pass over a
     (rows, T) block costs about as much as the matmul.
     """
-    B, H, T, d = q.shape
+    B, H, T, _ = v.shape
     rows, edge = stop - start, 2 * max_rel
-    lo, hi, by_query, by_key, offsets = _band(T, max_rel, start, stop, q.device)
-    bias = q.new_empty(B, H, rows, T)
+    lo, hi, by_query, by_key, offsets = _band(T, max_rel, start, stop, v.device)
+    bias = v.new_empty(B, H, rows, T)
     for cols, q_col, k_col in ((slice(0, lo), 0, edge), (slice(hi, T), edge, 0)):
         if band:
             bias[..., cols] = float("-inf")
@@ -136,8 +145,10 @@ def _block_logits(q, k, per_query, per_key, key_bias, scale, max_rel, band, star
         middle.masked_fill_(offsets.abs() > max_rel, float("-inf"))
     if key_bias is not None:
         middle.add_(key_bias[..., lo:hi])
-    bias.view(B * H, rows, T).baddbmm_(q[:, :, start:stop].reshape(B * H, rows, d),
-                                       k.reshape(B * H, T, d).transpose(-1, -2), alpha=scale)
+    if q is not None:
+        d = q.shape[-1]
+        bias.view(B * H, rows, T).baddbmm_(q[:, :, start:stop].reshape(B * H, rows, d),
+                                           k.reshape(B * H, T, d).transpose(-1, -2), alpha=scale)
     return bias
 
 
@@ -166,21 +177,17 @@ def _sum_to(grad, shape):
     return grad.sum(dims, keepdim=True) if dims else grad
 
 
-def chunked_relative_attention(q, k, v, per_query=None, per_key=None, pad_mask=None, *, scale: float,
-                               max_rel: int, band: bool = False):
-    """softmax(q k^T scale + placed tables) @ v, computed block by block with O(T) saved memory.
-
-    ``per_query`` (B|1, H, T|1, 2ℓ+1) is read at column clip(j - i) of row i; ``per_key``
-    (B|1, H, T, 2ℓ+1) at column clip(i - j) of row j; ``band=True`` gives offsets beyond ±ℓ
-    ``-inf`` (``outside="mask"``) instead of the edge entry.  ``pad_mask`` (B, T) marks real keys.
-    """
-    B, H, T, _ = q.shape
+def chunked_relative_attention(s: "Scores", v: torch.Tensor) -> torch.Tensor:
+    """``paths.weights(s) @ v`` (before the padded rows are zeroed), computed block by block
+    with O(T) saved memory; ``s`` is a ``paths.Scores`` record."""
+    per_query = s.per_query
     if per_query is not None:
-        per_query = per_query.expand(per_query.shape[0], per_query.shape[1], T, per_query.shape[-1])
+        per_query = per_query.expand(per_query.shape[0], per_query.shape[1], s.T, per_query.shape[-1])
     # padding as an additive (B, 1, 1, T) term, 0 or -inf, made once for every block
-    key_bias = None if pad_mask is None else torch.zeros(
-        pad_mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~pad_mask, float("-inf"))[:, None, None, :]
-    return _ChunkedRelativeAttention.apply(q, k, v, per_query, per_key, key_bias, scale, max_rel, band)
+    key_bias = None if s.pad_mask is None else torch.zeros(
+        s.pad_mask.shape, dtype=v.dtype, device=v.device).masked_fill_(~s.pad_mask, float("-inf"))[:, None, None, :]
+    return _ChunkedRelativeAttention.apply(s.q, s.k, v, per_query, s.per_key, key_bias, s.scale,
+                                           s.max_rel, s.band)
 
 
 __all__ = ["chunked_relative_attention", "block_rows", "BLOCK_NUMBERS"]

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..positions import place_band
-from ..registry import register
-from .base import Mixer, check_dropout, split_heads, zero_padding
-from .convolution import convolve_heads
-from .paths import PATHS, attend, safe_softmax, zero_padded_rows
+from ..registry import integer, register
+from .attention import PATH
+from .base import DROPOUT, Mixer, split_heads, zero_padded_rows, zero_padding
+from .convolution import band_matrix, convolve_heads, kernel_size
+from .paths import Scores, attend, check_path, weights
 
 
 class SeparableConv1d(nn.Module):
@@ -46,37 +46,42 @@ class SeparableConv1d(nn.Module):
                   r"((q_i\odot k^s_i)W_f)_r\, v'_{i+r}]",
           rows_sum_to_one=False)
 class ConvBertAttention(Mixer):
-    def __init__(self, d_model, n_heads, max_len, *, kernel_size: int = 9, head_ratio: int = 2,
-                 dropout: float = 0.0, path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len)
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int (centred kernel), got {kernel_size!r}")
-        if not isinstance(head_ratio, int) or head_ratio < 1 or n_heads % head_ratio:
+    OPTIONS = {"kernel_size": kernel_size(9),
+               "head_ratio": integer(2, "a positive int dividing n_heads", lambda n: n >= 1),
+               "dropout": DROPOUT, "path": PATH}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.kernel_size, head_ratio = self.options["kernel_size"], self.options["head_ratio"]
+        if n_heads % head_ratio:
             raise ValueError(f"head_ratio must be a positive int dividing n_heads ({n_heads}), "
                              f"got {head_ratio!r}")
-        if path != "auto" and path not in PATHS:
-            raise ValueError(f"path must be 'auto' or one of {PATHS}, got {path!r}")
-        self.kernel_size, self.dropout, self.path = kernel_size, check_dropout(dropout), path
-        self.max_rel = kernel_size // 2                        # taps per direction
+        self.dropout, self.path = self.options["dropout"], self.options["path"]
+        check_path(self.path, self.dropout)
+        self.max_rel = self.kernel_size // 2                   # taps per direction
         self.attention_heads = n_heads // head_ratio           # H' attention + H' conv heads
         width = self.attention_heads * self.d_head             # A = D / head_ratio
         self.query = nn.Linear(d_model, width)
         self.key = nn.Linear(d_model, width)
         self.value = nn.Linear(d_model, width)
-        self.span_key = SeparableConv1d(d_model, width, kernel_size)
-        self.kernel_generator = nn.Linear(width, self.attention_heads * kernel_size)
+        self.span_key = SeparableConv1d(d_model, width, self.kernel_size)
+        self.kernel_generator = nn.Linear(width, self.attention_heads * self.kernel_size)
         self.conv_value = nn.Linear(d_model, width)
         if 2 * width != d_model:                               # [attention ; convolution] -> D
             self.out = nn.Linear(2 * width, d_model)
 
-    def _qk(self, x, pad_mask):
-        return split_heads(self.query(x), self.attention_heads), split_heads(self.key(x), self.attention_heads)
+    def scores(self, queries, x, pad_mask) -> Scores:
+        """The attention heads' logits, from the projected ``queries`` (B, T, A)."""
+        return Scores(x.shape[1], split_heads(queries, self.attention_heads),
+                      split_heads(self.key(x), self.attention_heads), self.d_head ** -0.5,
+                      pad_mask=pad_mask)
 
-    def kernel(self, x, pad_mask):
-        """Conv-head kernels (B, H', T, K), softmax over the K taps."""
+    def kernel(self, queries, x):
+        """Conv-head kernels (B, H', T, K), softmax over the K taps, generated at each query
+        from its projection ``queries`` (B, T, A) times the span-aware key of ``x`` (whose
+        padded rows are zero: ``Mixer.prepare``)."""
         B, T, _ = x.shape
-        span_keys = self.span_key(zero_padding(x, pad_mask))
-        logits = self.kernel_generator(self.query(x) * span_keys)
+        logits = self.kernel_generator(queries * self.span_key(x))
         return F.softmax(logits.view(B, T, self.attention_heads, self.kernel_size).transpose(1, 2), dim=-1)
 
     def values(self, x, pad_mask=None):
@@ -84,21 +89,15 @@ class ConvBertAttention(Mixer):
         v_conv = split_heads(zero_padding(self.conv_value(x), pad_mask), self.attention_heads)
         return torch.cat([v, v_conv], dim=1)                   # (B, 2H', T, d_head)
 
-    def forward(self, x, pad_mask=None):
-        x, pad_mask = self.prepare(x, pad_mask)
-        q, k = self._qk(x, pad_mask)
-        values = self.values(x, pad_mask)
-        v, v_conv = values.split(self.attention_heads, dim=1)
-        attended = attend(q, k, v, pad_mask=pad_mask, scale=self.d_head ** -0.5,
-                          dropout=self.dropout, training=self.training, path=self.path)
-        convolved = zero_padded_rows(convolve_heads(v_conv, self.kernel(x, pad_mask)), pad_mask)
-        return self.project_out(torch.cat([attended, convolved], dim=1))
+    def heads(self, x, pad_mask):
+        queries = self.query(x)                                # once: attention and kernels
+        v, v_conv = self.values(x, pad_mask).split(self.attention_heads, dim=1)
+        attended = attend(self.scores(queries, x, pad_mask), v, dropout=self.dropout,
+                          training=self.training, path=self.path)
+        convolved = convolve_heads(v_conv, self.kernel(queries, x))
+        return torch.cat([attended, zero_padded_rows(convolved, pad_mask)], dim=1)
 
-    def _mixing_weights(self, x, pad_mask):
-        q, k = self._qk(x, pad_mask)
-        attention = safe_softmax((q @ k.transpose(-1, -2)) * self.d_head ** -0.5, pad_mask)
-        band = place_band(self.kernel(x, pad_mask), self.kernel_size // 2)
-        if pad_mask is not None:
-            keep = pad_mask[:, None, :, None] & pad_mask[:, None, None, :]
-            band = band.masked_fill(~keep, 0.0)
-        return torch.cat([attention, band], dim=1)
+    def mixing_weights(self, x, pad_mask):
+        queries = self.query(x)
+        return torch.cat([weights(self.scores(queries, x, pad_mask)),
+                          band_matrix(self.kernel(queries, x), pad_mask)], dim=1)

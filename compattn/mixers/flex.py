@@ -16,7 +16,12 @@ CPU, where ``chunked.py`` and the plain path are used instead.  On a CPU the for
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from .paths import Scores
 
 _compiled_flex = None
 
@@ -47,15 +52,16 @@ def _attention_fn(compiled: bool):
     return _compiled_flex
 
 
-def score_mod_for(per_query, per_key, pad_mask, *, max_rel: int, band: bool):
-    """The ``score_mod`` that adds the tables, masks the window and padded keys.
+def score_mod_for(s: "Scores"):
+    """The ``score_mod`` that adds the tables of ``s`` (a ``paths.Scores`` record), masks the
+    window and padded keys.
 
     It captures the tables as they are: a table of size 1 along the batch, head or time
     dimension is indexed with 0 there, never expanded -- T5's (1, H, 1, 2T-1) per-offset bias
     stays O(H T), a fixed kernel (1, H, 1, 2ℓ+1) O(H ℓ).  A padded query sees every key
     (its output row is zeroed by the caller), so no row is all ``-inf``.
     """
-    def reader(table, row):
+    def reader(table):
         if table is None:
             return None
         batched, headed, timed = (n > 1 for n in table.shape[:3])
@@ -64,10 +70,10 @@ def score_mod_for(per_query, per_key, pad_mask, *, max_rel: int, band: bool):
             return table[b if batched else 0, h if headed else 0, t if timed else 0, r]
         return read
 
-    read_query, read_key = reader(per_query, "i"), reader(per_key, "j")
-    dtype = next((t.dtype for t in (per_query, per_key) if t is not None), torch.float32)
-    device = next((t.device for t in (per_query, per_key, pad_mask) if t is not None), None)
-    negative_infinity = torch.tensor(float("-inf"), dtype=dtype, device=device)
+    read_query, read_key = reader(s.per_query), reader(s.per_key)
+    max_rel, band, pad_mask = s.max_rel, s.band, s.pad_mask
+    like = next(t for t in (s.per_query, s.per_key, s.q) if t is not None)
+    negative_infinity = torch.tensor(float("-inf"), dtype=like.dtype, device=like.device)
 
     def score_mod(score, b, h, i, j):
         offset = j - i
@@ -80,8 +86,7 @@ def score_mod_for(per_query, per_key, pad_mask, *, max_rel: int, band: bool):
             keep = offset.abs() <= max_rel
         if pad_mask is not None:
             keep = pad_mask[b, j] if keep is None else keep & pad_mask[b, j]
-            if band:
-                keep = keep | ~pad_mask[b, i]
+            keep = keep | ~pad_mask[b, i]
         if keep is not None:
             score = torch.where(keep, score, negative_infinity)
         return score
@@ -89,14 +94,14 @@ def score_mod_for(per_query, per_key, pad_mask, *, max_rel: int, band: bool):
     return score_mod
 
 
-def flex_relative_attention(q, k, v, per_query=None, per_key=None, pad_mask=None, *, scale: float,
-                            max_rel: int, band: bool = False, compiled: bool | None = None):
-    """softmax(q k^T scale + placed tables) @ v by FlexAttention; same arguments as
-    :func:`compattn.mixers.chunked.chunked_relative_attention`.  ``compiled`` defaults to
-    ``q.is_cuda``."""
-    score_mod = score_mod_for(per_query, per_key, pad_mask, max_rel=max_rel, band=band)
-    attention = _attention_fn(q.is_cuda if compiled is None else compiled)
-    return attention(q, k, v, score_mod=score_mod, scale=scale)
+def flex_relative_attention(s: "Scores", v: torch.Tensor, compiled: bool | None = None) -> torch.Tensor:
+    """``paths.weights(s) @ v`` (before the padded rows are zeroed) by FlexAttention;
+    ``compiled`` defaults to ``v.is_cuda``."""
+    from .paths import content_or_zeros
+
+    q, k = content_or_zeros(s, v)
+    attention = _attention_fn(v.is_cuda if compiled is None else compiled)
+    return attention(q, k, v, score_mod=score_mod_for(s), scale=s.scale)
 
 
 __all__ = ["flex_relative_attention", "flex_available", "score_mod_for"]

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register
-from .attention import Attention
-from .base import split_heads, zero_padding
+from ..registry import flag, integer, register
+from .attention import PATH, Attention
+from .base import DROPOUT, split_heads, zero_padded_rows, zero_padding
 
 
 class MixedSeparableProjection(nn.Module):
@@ -37,25 +37,24 @@ class MixedSeparableProjection(nn.Module):
 
 
 class InjectedConvolution(Attention):
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0,
-                 path: str = "auto"):
-        if not isinstance(max_rel, int) or max_rel < 0:
-            raise ValueError(f"max_rel (taps per direction) must be a non-negative int, got {max_rel!r}")
+    OPTIONS = {"max_rel": integer(8, "a non-negative int (ℓ, taps per direction)", lambda n: n >= 0),
+               "dropout": DROPOUT, "path": PATH}   # no content option: the convolutions need q.k
+
+    def __init__(self, d_model, n_heads, max_len, **options):
         if n_heads % 2:
             raise ValueError(f"convolutions on half of the heads need an even n_heads, got {n_heads}")
-        self.max_rel = max_rel
-        super().__init__(d_model, n_heads, max_len, dropout=dropout, path=path)
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.max_rel = self.options["max_rel"]
 
 
 @register("conv_qk", cost="two depthwise convolutions O(T ℓ D)",
           paper_term="depthwise-separable conv on queries/keys (half the heads)",
           formula=r"q, k \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvQueriesKeys(InjectedConvolution):
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
-        self.query = MixedSeparableProjection(d_model, max_rel)
-        self.key = MixedSeparableProjection(d_model, max_rel)
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.query = MixedSeparableProjection(d_model, self.max_rel)
+        self.key = MixedSeparableProjection(d_model, self.max_rel)
 
     def queries_keys(self, x, pad_mask):
         return (split_heads(self.query(x, pad_mask), self.n_heads),
@@ -66,10 +65,9 @@ class ConvQueriesKeys(InjectedConvolution):
           paper_term="depthwise-separable conv on values (half the heads)",
           formula=r"v \leftarrow [\mathrm{SepConv}(x);\ xW]")
 class ConvValues(InjectedConvolution):
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
-        self.value = MixedSeparableProjection(d_model, max_rel)
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.value = MixedSeparableProjection(d_model, self.max_rel)
 
     def values(self, x, pad_mask=None):
         return split_heads(self.value(x, pad_mask), self.n_heads)
@@ -86,24 +84,24 @@ class ConvOutput(InjectedConvolution):
     mixing matrix: ``mixing_matrix`` raises ``NotImplementedError``.
     """
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, scaled: bool = False,
-                 dropout: float = 0.0, path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
-        self.convolution = nn.Conv1d(d_model, d_model, 2 * max_rel + 1, padding=max_rel, groups=d_model)
+    OPTIONS = {**InjectedConvolution.OPTIONS, "scaled": flag(False)}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.convolution = nn.Conv1d(d_model, d_model, 2 * self.max_rel + 1, padding=self.max_rel,
+                                     groups=d_model)
         scale = torch.ones(1, n_heads, 1, 1)
-        if scaled:
+        if self.options["scaled"]:
             self.convolution_scale = nn.Parameter(scale)
         else:
             self.register_buffer("convolution_scale", scale, persistent=False)
 
     def heads(self, x, pad_mask):
-        v = zero_padding(self.value(x), pad_mask)
+        v = zero_padding(self.value(x), pad_mask)          # the value bias would fill padded rows
         convolved = split_heads(self.convolution(v.transpose(1, 2)).transpose(1, 2), self.n_heads)
-        convolved = self.convolution_scale * convolved
-        if pad_mask is not None:   # padded rows of the output are zero, as for every variant
-            convolved = convolved.masked_fill(~pad_mask[:, None, :, None], 0.0)
-        return super().heads(x, pad_mask) + convolved
+        # padded rows of the output are zero, as for every variant
+        return super().heads(x, pad_mask) + zero_padded_rows(self.convolution_scale * convolved, pad_mask)
 
-    def _mixing_weights(self, x, pad_mask):
+    def mixing_weights(self, x, pad_mask):
         raise NotImplementedError("conv_output adds a per-channel depthwise convolution, which has no "
                                   "per-head (T, T) mixing matrix")

@@ -39,9 +39,8 @@ EPS = 0.01
 class KerpleAttention(Attention):
     """Content + a learned logarithmic distance penalty per head (KERPLE-log)."""
 
-    def __init__(self, d_model, n_heads, max_len, *, content: bool = True, dropout: float = 0.0,
-                 path: str = "auto"):
-        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
         self.r1 = nn.Parameter(torch.rand(n_heads) * 2)
         self.r2 = nn.Parameter(torch.rand(n_heads) * 2)
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..positions import clipped_index
-from ..registry import register
-from .attention import Attention
-from .paths import BLOCK_FROM
+from ..registry import choice, flag, integer, register
+from .attention import PATH, Attention
+from .base import DROPOUT
+from .paths import attend
 
-#: kept for readers of earlier versions: the length from which the block path is chosen
-CHUNKED_FROM = BLOCK_FROM
+#: ℓ: offsets per direction; 8 as in the authors' runs (a ±8 window)
+MAX_REL = integer(8, "a positive int (ℓ, offsets per direction)", lambda n: n >= 1)
 
 
 def _relative_table(d_head: int, width: int) -> nn.Parameter:
@@ -42,14 +41,12 @@ class RelativeAttention(Attention):
     convolution that is zero outside its taps.
     """
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
-                 content: bool = True, dropout: float = 0.0, path: str = "auto"):
-        if not isinstance(max_rel, int) or max_rel < 1:
-            raise ValueError(f"max_rel (ℓ, offsets per direction) must be a positive int, got {max_rel!r}")
-        if outside not in ("clip", "mask"):
-            raise ValueError(f"outside must be 'clip' or 'mask', got {outside!r}")
-        self.max_rel, self.outside = max_rel, outside
-        super().__init__(d_model, n_heads, max_len, content=content, dropout=dropout, path=path)
+    OPTIONS = {"max_rel": MAX_REL, "outside": choice("clip", "clip", "mask"), **Attention.OPTIONS}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.max_rel = self.options["max_rel"]
+        self.outside = self.options.get("outside", "clip")
 
     def position_tables(self, q, k):
         """The (T, 2ℓ+1) tables before placement: ``(per_query, per_key)``, either may be ``None``."""
@@ -84,24 +81,23 @@ class RelativeAttention(Attention):
 class CompositeAttention(RelativeAttention):
     """content + fixed + query-based + key-based terms, each switchable."""
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, outside: str = "clip",
-                 content: bool = True, fixed: bool = True, query: bool = True, key: bool = True,
-                 dropout: float = 0.0, path: str = "auto"):
-        self.terms = {"fixed": fixed, "query": query, "key": key}
-        if not (content or fixed or query or key):
+    OPTIONS = {**RelativeAttention.OPTIONS, "fixed": flag(True), "query": flag(True), "key": flag(True)}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        self.terms = {term: self.options[term] for term in ("fixed", "query", "key")}
+        if not (self.content or any(self.terms.values())):
             raise ValueError("composite attention needs at least one of content, fixed, query, key")
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, outside=outside,
-                         content=content, dropout=dropout, path=path)
-        width = 2 * max_rel + 1
-        if fixed:   # beta^(h)_r: one kernel per head, zero at initialisation
+        width = 2 * self.max_rel + 1
+        if self.terms["fixed"]:   # beta^(h)_r: one kernel per head, zero at initialisation
             self.fixed_kernel = nn.Parameter(torch.zeros(n_heads, width))
-        if query:   # u_r: (d_head, 2ℓ+1), shared by the heads
+        if self.terms["query"]:   # u_r: (d_head, 2ℓ+1), shared by the heads
             self.query_kernel = _relative_table(self.d_head, width)
-        if key:     # u'_r
+        if self.terms["key"]:     # u'_r
             self.key_kernel = _relative_table(self.d_head, width)
 
-    def needs_queries_keys(self):
-        return self.content or self.terms["query"] or self.terms["key"]
+    def needs_queries_keys(self):    # called while Attention is built, so from the options
+        return self.content or self.options["query"] or self.options["key"]
 
     def position_tables(self, q, k):
         # Terms generated at the query position share one table: row i, column clip(j-i).
@@ -127,29 +123,25 @@ class ShawAttention(RelativeAttention):
     Chang et al.'s code nor Hugging Face's ``relative_key`` does, so ``relative_values``
     is off by default.  With it on, the output gains sum_j alpha_ij a^V_clip(j-i), which
     is computed from the (T, 2ℓ+1) offset totals of alpha, not from a (T, T, d) tensor.
+    Shaw's term always comes with the content term, and is clipped (no ``content`` or
+    ``outside`` option).
     """
 
-    def __init__(self, d_model, n_heads, max_len, *, max_rel: int = 8, relative_values: bool = False,
-                 dropout: float = 0.0, path: str = "auto"):
-        if relative_values and path not in ("auto", "plain"):
+    OPTIONS = {"max_rel": MAX_REL, "relative_values": flag(False), "dropout": DROPOUT, "path": PATH}
+
+    def __init__(self, d_model, n_heads, max_len, **options):
+        super().__init__(d_model, n_heads, max_len, **options)
+        if self.options["relative_values"] and self.path not in ("auto", "plain"):
             raise ValueError("shaw with relative_values=True needs the attention weights "
-                             f"themselves: path must be 'auto' or 'plain', got {path!r}")
-        super().__init__(d_model, n_heads, max_len, max_rel=max_rel, dropout=dropout, path=path)
-        width = 2 * max_rel + 1
+                             f"themselves: path must be 'auto' or 'plain', got {self.path!r}")
+        width = 2 * self.max_rel + 1
         self.relative_keys = nn.Parameter(torch.randn(width, self.d_head) * self.d_head ** -0.5)
         self.relative_values = (nn.Parameter(torch.zeros(width, self.d_head))
-                                if relative_values else None)
+                                if self.options["relative_values"] else None)
 
     def position_tables(self, q, k):
         return (q @ self.relative_keys.T) * self.scale, None      # (B, H, T, 2ℓ+1) per query
 
     def heads(self, x, pad_mask):
-        if self.relative_values is None:
-            return super().heads(x, pad_mask)
-        weights = F.dropout(self._mixing_weights(x, pad_mask), self.dropout if self.training else 0.0,
-                            self.training)
-        # total weight each query puts on each clipped offset: (B, H, T, 2ℓ+1)
-        index = clipped_index(x.shape[1], self.max_rel, x.device).expand_as(weights)
-        per_offset = weights.new_zeros(*weights.shape[:-1], 2 * self.max_rel + 1)
-        per_offset = per_offset.scatter_add(-1, index, weights)
-        return weights @ self.values(x, pad_mask) + per_offset @ self.relative_values
+        return attend(self.scores(x, pad_mask), self.values(x, pad_mask), dropout=self.dropout,
+                      training=self.training, path=self.path, relative_values=self.relative_values)
