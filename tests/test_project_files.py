@@ -210,3 +210,21 @@ def test_a_built_wheel_carries_the_results_and_the_sample(tmp_path):
         if path.is_file():
             rel = path.relative_to(ROOT).as_posix()
             assert rel in names, f"{rel} is missing from the wheel"
+
+
+def entries_without_a_link(bib_text: str) -> list[str]:
+    """Keys of BibTeX entries that have neither a DOI nor a URL."""
+    from pybtex.database import parse_string
+
+    entries = parse_string(bib_text, "bibtex").entries
+    return [key for key, entry in entries.items()
+            if not {"doi", "url"} & {field.lower() for field in entry.fields}]
+
+
+def test_every_reference_has_a_doi_or_a_url():
+    """The bibliography links every work (an added entry needs its DOI or URL too)."""
+    bib = (ROOT / "book" / "references.bib").read_text()
+    assert entries_without_a_link(bib) == []
+    assert entries_without_a_link("@book{x, title={T}, author={A, B}, year={2000}}") == ["x"]
+    for doi in re.findall(r"doi\s*=\s*\{([^}]*)\}", bib):
+        assert re.fullmatch(r"10\.\d{4,9}/\S+", doi), f"not a DOI: {doi}"
