@@ -255,12 +255,37 @@ def check_basics(driver, path: Path) -> list[str]:
     return problems
 
 
+FIGURES = """
+return Array.from(document.querySelectorAll('article figure')).map(f => {
+  const img = f.querySelector('img');
+  const cap = f.querySelector('figcaption');
+  return {alt: img ? (img.getAttribute('alt') || '') : null,
+          caption: cap ? cap.innerText.trim() : ''};
+});"""
+BARE_IMAGES = """
+return Array.from(document.querySelectorAll('article img'))
+  .filter(i => !i.closest('figure')).map(i => i.getAttribute('src').slice(-60));"""
+
+
+def check_figures(driver) -> list[str]:
+    """Every figure is numbered ("Figure 7.1"), captioned, and has alt text in words."""
+    problems = []
+    for figure in driver.execute_script(FIGURES):
+        what = figure["caption"][:50] or "a figure"
+        if not re.match(r"Figure \d+\.\d+\S*\s+\S", figure["caption"]):
+            problems.append(f"{what!r}: no numbered caption")
+        alt = figure["alt"] or ""
+        if len(alt.split()) < 5 or re.search(r"\.(png|jpe?g|svg)$|/", alt):
+            problems.append(f"{what!r}: alt text {alt[:40]!r} does not say what the figure shows")
+    return problems
+
+
 def all_problems(driver, path: Path, log) -> dict[str, list[str]]:
     return {"basics": check_basics(driver, path), "raw LaTeX": check_raw_latex(driver),
             "fits at 1280 px": check_fits_wide(driver), "usable at 390 px": check_usable_narrow(driver),
             "folded": check_folded(driver), "developer text": check_no_developer_text(driver),
             "console": check_console(log), "favicon": check_favicon(driver, path),
-            "banners": check_banners(driver)}
+            "banners": check_banners(driver), "figures": check_figures(driver)}
 
 
 @pytest.mark.parametrize("page", toc_pages())
@@ -325,9 +350,13 @@ def test_a_clean_planted_page_passes(chrome, tmp_path):
      check_console, "already been declared"),
     ("<div class='cell_output'>sweep-small: 16 runs</div>", check_banners, "without the profile and device"),
     ("<div class='cell_output'>Live cells: profile tiny</div>", check_banners, "does not name"),
+    ("<figure><img src='icon.svg' alt='_build/jupyter_execute/a.png'><figcaption>Figure 7.1 A plot"
+     "</figcaption></figure>", check_figures, "alt text"),
+    ("<figure><img src='icon.svg' alt='Two heat maps side by side, one per variant'>"
+     "<figcaption>A plot</figcaption></figure>", check_figures, "no numbered caption"),
 ], ids=["dollar-sum", "table-cell", "paren", "table-1280", "table-1280-scrolling", "code-1280",
         "table-390", "hide-input", "developer-words", "nbval", "console-error", "results-banner",
-        "live-banner"])
+        "live-banner", "figure-alt", "figure-caption"])
 def test_planted_defect_is_caught(chrome, tmp_path, body, check, expect):
     problems = run_check(chrome, planted(tmp_path, body), check)
     assert any(expect in p for p in problems), f"{check.__name__} missed {expect!r}: {problems}"
@@ -549,3 +578,15 @@ def test_raw_tex_in_snippets_is_caught(browser, served):
         assert raw_tex_in(snippets), "snippets without the fix showed no TeX"
     finally:
         planted.unlink()
+
+
+# Chapters whose every figure goes through compattn.plots.show and a {glue:figure}.
+CAPTIONED_CHAPTERS = ("book/10_all_variants", "book/11_fast")
+
+
+@pytest.mark.parametrize("page", CAPTIONED_CHAPTERS)
+def test_every_figure_of_a_chapter_is_numbered(browser, page):
+    open_page(browser, HTML / f"{page}.html")
+    bare = browser.execute_script(BARE_IMAGES)
+    figures = browser.execute_script(FIGURES)
+    assert figures and not bare, f"{page}: {len(figures)} numbered figures, images without a caption: {bare}"
