@@ -202,11 +202,24 @@ def plain_title(title: str) -> str:
 # ---------------------------------------------------------------------------------------
 # Citations
 
+_NAMES: dict[tuple, str] = {}     # pybtex looks its plugins up on every render: once per entry
+
+
 def cite_name(entry) -> str:
+    key = (entry.key, tuple(str(p) for role in ("author", "editor")
+                            for p in entry.persons.get(role, [])), entry.fields.get("title"))
+    if key not in _NAMES:
+        _NAMES[key] = _cite_name(entry)
+    return _NAMES[key]
+
+
+def _cite_name(entry) -> str:
+    from pybtex.backends.plaintext import Backend
     from pybtex.richtext import Text
 
+    text = Backend()
     people = entry.persons.get("author") or entry.persons.get("editor") or []
-    lasts = [Text.from_latex(" ".join(p.last_names)).render_as("text") for p in people]
+    lasts = [Text.from_latex(" ".join(p.last_names)).render(text) for p in people]
     if not lasts:
         return entry.fields.get("title", "?")
     if len(lasts) == 1:
@@ -464,8 +477,13 @@ def gate(cell: dict, which: str) -> bool:
     return cell["cell_type"] == "markdown" and f"{{solution-{which}}}" in text(cell["source"])
 
 
+GLUE_ONLY = "application/papermill.record/"      # myst-nb's hidden copies: no viewer shows them
+
+
 def convert_outputs(cell: dict, macros: dict) -> None:
-    for output in cell.get("outputs", []):
+    cell["outputs"] = [o for o in cell.get("outputs", []) if not o.get("data") or
+                       not all(k.startswith(GLUE_ONLY) for k in o["data"])]
+    for output in cell["outputs"]:
         data = output.get("data", {})
         for mime in ("text/markdown", "text/latex"):
             if mime in data:
