@@ -39,12 +39,17 @@ def chapter_label(env, docname: str) -> str:
 
 
 def run_times_table(env, fromdoc: str, records: dict) -> nodes.Node:
+    """A lead sentence and the table; or, where nothing ran, a sentence saying so."""
     rows = [(doc, data["exec_data"]) for doc, data in records.items() if data.get("exec_data")]
     order = {doc: i for i, doc in enumerate(_toc_order(env))}
     rows.sort(key=lambda row: order.get(row[0], len(order)))
     if not rows:
-        return nodes.paragraph(text="The chapters were not run in this build: it shows the "
-                                    "outputs stored in the notebooks.")
+        return nodes.paragraph(text="This copy of the book shows the outputs stored in the "
+                                    "notebooks; the website gives each chapter's run time, "
+                                    "measured every time it is built.")
+    lead = nodes.paragraph(text="Measured while this copy of the book was built: the chapters "
+                                "run on every build, so the table and the outputs are those "
+                                "of the current library.")
     table = nodes.table(classes=["colwidths-auto"])
     group = nodes.tgroup(cols=2)
     table += group
@@ -63,7 +68,9 @@ def run_times_table(env, fromdoc: str, records: dict) -> nodes.Node:
         runtime = "–" if data.get("runtime") is None else f"{data['runtime']:.0f}"
         body += nodes.row("", nodes.entry("", nodes.paragraph("", "", link)),
                           nodes.entry("", nodes.paragraph(text=runtime)))
-    return table
+    container = nodes.container()
+    container += [lead, table]
+    return container
 
 
 def _toc_order(env) -> list[str]:
