@@ -188,3 +188,26 @@ def test_numbers_are_the_books(built, name):
         assert ours == numbers_in(site, word, chapter), f"{name}: {word} numbers differ"
     ours = sorted(set(re.findall(rf"\\tag\{{({chapter}\.\d+)\}}", markdown)))
     assert ours == sorted(set(re.findall(rf"\(({chapter}\.\d+)\)", site))), f"{name}: equations differ"
+
+
+def chapter_buttons(page: Path) -> dict:
+    text = page.read_text()
+    download = re.findall(r'href="([^"]+\.ipynb)"[^>]*>\s*(?:<[^>]+>\s*)*[^<]*', text)
+    colab = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', text)
+    return {"download": [d for d in download if "colab" not in d], "colab": colab}
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_the_site_gives_the_notebook_edition(name):
+    """A chapter's .ipynb download is its notebook edition, in the site, and its Colab
+    button opens the same file on the notebooks branch (needs ``bash scripts/book``)."""
+    page = SITE / "book" / name.replace(".ipynb", ".html")
+    if not page.exists():
+        pytest.skip("the book is not built; run `bash scripts/book` first")
+    buttons = chapter_buttons(page)
+    assert buttons["download"] == [f"../notebooks/{name}"], buttons["download"]
+    assert (SITE / "notebooks" / name).exists() and (SITE / "notebooks" / "student" / name).exists()
+    assert len(buttons["colab"]) == 1 and buttons["colab"][0].endswith(f"/blob/notebooks/{name}")
+    stored = json.loads((SITE / "notebooks" / name).read_text())
+    markdown = "\n".join(edition.text(c["source"]) for c in stored["cells"] if c["cell_type"] == "markdown")
+    assert not MARKDOWN_LEFTOVERS["a MyST role"].search(markdown), "the site's copy is not the edition"

@@ -4,8 +4,8 @@ Figures are PNG with an opaque white background, so they stay readable in the bo
 mode; mixing matrices always use the same colour map, with row i = output position.
 
 Line plots (:func:`plot_kernels`, :func:`plot_curves`, :func:`plot_scaling`) are drawn
-to be read on a phone: at most 5.6 inches wide with text of at least 9 points, so that on
-a 390-px screen no letter is smaller than 8 px; at most :data:`MAX_LINES` coloured lines
+to be read on a phone: at most 5.6 inches wide with text of at least 10 points, so that on
+a 390-px screen no letter is smaller than 8 px (long legend labels are broken into lines); at most :data:`MAX_LINES` coloured lines
 per panel (more are split over panels stacked one under another, each with its own
 legend); colours that stay apart for colour-blind readers; legends beside or below the
 data, never on it.  ``tests/test_figures.py`` holds every one of them to this.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -40,9 +41,9 @@ MAX_LINES = 8                 # coloured lines one panel may hold
 COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#999933"]
 LINE_STYLES = ["-", "--", "-.", ":"]
 WIDTH_IN = 5.6                # the widest line plot, legend included
-LINE_RC = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10,
-           "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
-           "figure.titlesize": 10}
+LINE_RC = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11,
+           "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10,
+           "figure.titlesize": 11}
 STYLE = {
     "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
     "savefig.transparent": False, "figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
@@ -129,16 +130,40 @@ def panels_of(names: list, most: int = MAX_LINES) -> list[list]:
     return [names[k:k + size] for k in range(0, len(names), size)]
 
 
-def _stacked_axes(n_panels: int, panel_height: float, sharex: bool = True):
-    fig, axes = plt.subplots(n_panels, 1, figsize=(WIDTH_IN, panel_height * n_panels + 0.4),
-                             sharex=sharex, squeeze=False)
+def _stacked_axes(groups: list, panel_height: float, sharex: bool = True, single=None):
+    """One panel per group of names, each tall enough for its legend beside it.  ``single``
+    is the size of a figure with one panel (kept as it was, so the ``<Figure size ...>`` that
+    the chapters' stored outputs print, and nbval compares, stays the same)."""
+    if single is not None and len(groups) == 1:
+        fig, ax = plt.subplots(figsize=single)
+        return fig, [ax]
+    heights = [max(panel_height, 0.2 * sum(wrap_label(str(n)).count("\n") + 1 for n in names) + 0.3)
+               for names in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(WIDTH_IN, sum(heights) + 0.4), sharex=sharex,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
     return fig, list(axes[:, 0])
+
+
+LEGEND_CHARS = 16            # a longer label is broken into lines, so the legend stays narrow
+
+
+def wrap_label(label: str, width: int = LEGEND_CHARS) -> str:
+    """``label`` in lines of at most about ``width`` characters, broken after "_", " " or "-"."""
+    lines, line = [], ""
+    for piece in re.findall(r"[^_ -]+[_ -]?|[_ -]", label):
+        if line and len(line) + len(piece.rstrip("_ -")) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += piece
+    lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def _legend_beside(ax) -> None:
     """The legend to the right of the axes, outside the data."""
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-              handlelength=2.2)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [wrap_label(label) for label in labels], frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, handlelength=2.2)
 
 
 def _style(i: int) -> dict:
@@ -151,7 +176,7 @@ def plot_kernels(kernels: dict, offsets=None, title: str | None = None):
     names = list(kernels)
     with plt.rc_context(LINE_RC):
         groups = panels_of(names)
-        fig, axes = _stacked_axes(len(groups), 2.4)
+        fig, axes = _stacked_axes(groups, 2.4, single=(5, 2.6))
         for ax, group in zip(axes, groups):
             for i, name in enumerate(group):
                 kernel = np.asarray(kernels[name], dtype=float)
@@ -178,7 +203,7 @@ def plot_curves(curves: dict, xlabel: str = "step", ylabel: str = "loss", title:
             panels = [(None, g) for g in panels_of(list(curves))]
         else:
             panels = list(groups.items())
-        fig, axes = _stacked_axes(len(panels), 2.3)
+        fig, axes = _stacked_axes([names for _, names in panels], 2.3, single=(5, 3))
         for ax, (panel_title, names) in zip(axes, panels):
             for i, name in enumerate(names):
                 x, y = curves[name]
@@ -212,7 +237,7 @@ def plot_scaling(results: dict, lengths, key: str = "median_ms", ylabel: str = "
     else:
         panels = [(t, [n for n in names if n in usable]) for t, names in groups.items()]
     with plt.rc_context(LINE_RC):
-        fig, axes = _stacked_axes(len(panels), 2.6)
+        fig, axes = _stacked_axes([names for _, names in panels], 2.6)
         for ax, (panel_title, names) in zip(axes, panels):
             for name, values in usable.items():
                 if name not in names:
