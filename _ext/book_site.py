@@ -17,14 +17,28 @@
 * **Stored outputs.** ``COMPATTN_BOOK_EXECUTE=off`` builds from the outputs stored in the
   notebooks (nbval checks them against the library) instead of executing every chapter
   again: ``scripts/pdf`` and ``scripts/student`` use it.
+* **Notebooks anyone can open.** A chapter's ``.ipynb`` download is its notebook edition
+  (``_ext/notebook_edition.py``: plain Markdown, written into ``notebooks/`` of the site),
+  and its Colab button opens the same file on the repository's ``notebooks`` branch, which
+  the publishing workflow fills with that folder.  The student edition
+  (``compattn_edition: student``, set by ``scripts/student_edition.py``) opens the
+  variant without solutions, ``student/NAME.ipynb``, and its pages build with the Sphinx
+  tag ``student`` (``{only} not student`` hides text that speaks of solutions).
+* **The PDFs.** When ``bash scripts/pdf`` has built them (``_build/latex/``, or
+  ``COMPATTN_PDF_DIR``), the PDFs are copied into the site and the download menu of every
+  page links them in place of the browser's "print to PDF".
 """
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 GITHUB = re.compile(r"^https://[A-Za-z0-9.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+NOTEBOOKS_BRANCH = "notebooks"      # .github/workflows/book.yml publishes the edition there
+PDFS = {"compattn.pdf": "Book (PDF)", "compattn-student.pdf": "Student edition (PDF)"}
+COLAB_BLOB = re.compile(r"(?P<head>/github/[^/]+/[^/]+/blob/)[^/]+/(?:[^?#]*/)?(?P<name>[^/?#]+)\.ipynb")
 
 
 def repository_override() -> str | None:
@@ -110,8 +124,75 @@ def _rewrite_after_build(app, exc):
         rewrite_repository(Path(app.outdir), app.config._compattn_default_repository, url)
 
 
+def _edition(app, config):
+    if config.compattn_edition not in ("full", "student"):
+        raise ValueError(f"compattn_edition={config.compattn_edition!r}: use full or student")
+    if config.compattn_edition == "student":
+        app.tags.add("student")
+
+
+def pdf_dir(app) -> Path:
+    return Path(os.environ.get("COMPATTN_PDF_DIR") or Path(app.srcdir) / "_build" / "latex")
+
+
+def _copy_pdfs(app):
+    """Put the PDFs that exist into the site, before its pages are written."""
+    if app.builder.format != "html":
+        return
+    names = ["compattn-student.pdf"] if app.config.compattn_edition == "student" else list(PDFS)
+    app._compattn_pdfs = []
+    for name in names:
+        if (pdf_dir(app) / name).exists():
+            Path(app.outdir).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(pdf_dir(app) / name, Path(app.outdir) / name)
+            app._compattn_pdfs.append(name)
+
+
+def notebook_buttons(header_buttons: list, pathto, pagename: str, student: bool,
+                     pdfs: list[str]) -> None:
+    """Point a page's download and launch buttons at the notebook edition and the PDFs."""
+    name = pagename.rsplit("/", 1)[-1]
+    edition = f"notebooks/{name}.ipynb"
+    for group in header_buttons:
+        buttons = group.get("buttons", [])
+        if group.get("label") == "download-buttons":
+            kept = []
+            for button in buttons:
+                label = button.get("label")
+                if button.get("text") == ".ipynb":      # the MyST source: the edition instead
+                    button["url"] = pathto(edition, 1)
+                    button["tooltip"] = "Download the notebook (plain Markdown, any Jupyter)"
+                elif label == "download-pdf-button" and pdfs:
+                    continue            # the book's PDFs below replace "print to PDF"
+                kept.append(button)
+            for pdf in pdfs:
+                kept.append({"type": "link", "url": pathto(pdf, 1), "text": PDFS[pdf],
+                             "tooltip": f"Download the {PDFS[pdf]}", "icon": "fas fa-file-pdf",
+                             "label": f"download-{pdf[:-4]}-button"})
+            group["buttons"] = kept
+        for button in buttons:
+            url = button.get("url", "")
+            if "colab" in url and url.endswith(".ipynb"):
+                path = f"student/{name}" if student else name
+                button["url"] = COLAB_BLOB.sub(
+                    lambda m: f"{m['head']}{NOTEBOOKS_BRANCH}/{path}.ipynb", url)
+
+
+def _buttons(app, pagename, templatename, context, doctree):
+    if context.get("header_buttons") is None:
+        return
+    notebook_buttons(context["header_buttons"], context["pathto"], pagename,
+                     app.config.compattn_edition == "student",
+                     getattr(app, "_compattn_pdfs", []))
+
+
 def setup(app):
+    if "compattn_edition" not in app.config.values:
+        app.add_config_value("compattn_edition", "full", "env")
     app.add_config_value("_compattn_default_repository", "", "env")
+    app.connect("config-inited", _edition, priority=900)
+    app.connect("builder-inited", _copy_pdfs)
+    app.connect("html-page-context", _buttons, priority=600)
     app.connect("config-inited", _set_repository, priority=900)
     app.connect("config-inited", _latex_macros, priority=900)
     app.connect("config-inited", _execution_mode, priority=900)

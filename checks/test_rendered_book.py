@@ -255,12 +255,37 @@ def check_basics(driver, path: Path) -> list[str]:
     return problems
 
 
+FIGURES = """
+return Array.from(document.querySelectorAll('article figure')).map(f => {
+  const img = f.querySelector('img');
+  const cap = f.querySelector('figcaption');
+  return {alt: img ? (img.getAttribute('alt') || '') : null,
+          caption: cap ? cap.innerText.trim() : ''};
+});"""
+BARE_IMAGES = """
+return Array.from(document.querySelectorAll('article img'))
+  .filter(i => !i.closest('figure')).map(i => i.getAttribute('src').slice(-60));"""
+
+
+def check_figures(driver) -> list[str]:
+    """Every figure is numbered ("Figure 7.1"), captioned, and has alt text in words."""
+    problems = []
+    for figure in driver.execute_script(FIGURES):
+        what = figure["caption"][:50] or "a figure"
+        if not re.match(r"Figure \d+\.\d+\S*\s+\S", figure["caption"]):
+            problems.append(f"{what!r}: no numbered caption")
+        alt = figure["alt"] or ""
+        if len(alt.split()) < 5 or re.search(r"\.(png|jpe?g|svg)$|/", alt):
+            problems.append(f"{what!r}: alt text {alt[:40]!r} does not say what the figure shows")
+    return problems
+
+
 def all_problems(driver, path: Path, log) -> dict[str, list[str]]:
     return {"basics": check_basics(driver, path), "raw LaTeX": check_raw_latex(driver),
             "fits at 1280 px": check_fits_wide(driver), "usable at 390 px": check_usable_narrow(driver),
             "folded": check_folded(driver), "developer text": check_no_developer_text(driver),
             "console": check_console(log), "favicon": check_favicon(driver, path),
-            "banners": check_banners(driver)}
+            "banners": check_banners(driver), "figures": check_figures(driver)}
 
 
 @pytest.mark.parametrize("page", toc_pages())
@@ -325,9 +350,13 @@ def test_a_clean_planted_page_passes(chrome, tmp_path):
      check_console, "already been declared"),
     ("<div class='cell_output'>sweep-small: 16 runs</div>", check_banners, "without the profile and device"),
     ("<div class='cell_output'>Live cells: profile tiny</div>", check_banners, "does not name"),
+    ("<figure><img src='icon.svg' alt='_build/jupyter_execute/a.png'><figcaption>Figure 7.1 A plot"
+     "</figcaption></figure>", check_figures, "alt text"),
+    ("<figure><img src='icon.svg' alt='Two heat maps side by side, one per variant'>"
+     "<figcaption>A plot</figcaption></figure>", check_figures, "no numbered caption"),
 ], ids=["dollar-sum", "table-cell", "paren", "table-1280", "table-1280-scrolling", "code-1280",
         "table-390", "hide-input", "developer-words", "nbval", "console-error", "results-banner",
-        "live-banner"])
+        "live-banner", "figure-alt", "figure-caption"])
 def test_planted_defect_is_caught(chrome, tmp_path, body, check, expect):
     problems = run_check(chrome, planted(tmp_path, body), check)
     assert any(expect in p for p in problems), f"{check.__name__} missed {expect!r}: {problems}"
@@ -343,3 +372,221 @@ def test_folded_code_passes(chrome, tmp_path):
     body = ("<div class='cell tag_hide-input'><details class='hide above-input'><summary>Show code</summary>"
             "<div class='cell_input'><pre>plumbing()</pre></div></details><div class='cell_output'>out</div></div>")
     assert run_check(chrome, planted(tmp_path, body), check_folded) == []
+
+
+# ---- navigation, search and the landing page, as a reader uses them ----
+#
+# The theme's menu and page-contents buttons are checked with real clicks (Selenium's
+# click() on the visible button, a pointer click outside an open dialog), at a phone's, a
+# tablet's and a laptop's width.  Each check is also run on a copy of the page without the
+# local fix it relies on (_static/book.js, _static/book.css) and must fail there.
+
+WIDTHS = (NARROW, 900, WIDE)
+NAV_PAGE = "book/03_equivalence"
+CHAPTER_LINKS = ".bd-sidebar-primary nav.bd-links a.reference"
+CONTENTS_LINKS = ".bd-sidebar-secondary .page-toc a"
+IN_VIEW = """const r = arguments[0].getBoundingClientRect();
+const s = getComputedStyle(arguments[0]);
+return r.width > 0 && r.height > 0 && r.right > 0 && r.left < innerWidth && r.bottom > 0
+       && r.top < innerHeight && s.visibility !== 'hidden' && arguments[0].checkVisibility(
+       {opacityProperty: true, visibilityProperty: true});"""
+
+
+def shown(driver, selector) -> bool:
+    """Whether a reader sees any link of ``selector`` (in the viewport, not hidden)."""
+    from selenium.webdriver.common.by import By
+
+    return any(driver.execute_script(IN_VIEW, e) for e in driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def wait_for(driver, condition, seconds=3.0) -> bool:
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def click_outside(driver, dialog) -> None:
+    """A real pointer click on the backdrop, beside the open dialog."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                 "return [r.left, r.right, innerWidth, innerHeight];", dialog)
+    left, right, width, height = rect
+    x = right + (width - right) / 2 if width - right > 20 else left / 2
+    action = ActionBuilder(driver)
+    action.pointer_action.move_to_location(int(x), int(height / 2))
+    action.pointer_action.click()
+    action.perform()
+
+
+def check_navigation(driver, path: Path, width: int) -> list[str]:
+    """The chapter list and the page contents open and close with a click on the visible
+    button; where the contents have no button (1280 px) they are shown."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(width, 900)
+    driver.get(path.as_uri())
+    wait_for(driver, lambda: driver.execute_script("return document.readyState") == "complete")
+    problems = []
+    for kind, what, links in (("primary", "chapter list", CHAPTER_LINKS),
+                              ("secondary", "page contents", CONTENTS_LINKS)):
+        buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, f".{kind}-toggle") if b.is_displayed()]
+        before = shown(driver, links)
+        if not buttons:
+            if not before:
+                problems.append(f"{width} px: the {what} is neither shown nor has a visible button")
+            continue
+        try:
+            buttons[0].click()
+        except WebDriverException as e:
+            problems.append(f"{width} px: the {what} button cannot be clicked: {e.msg[:120]}")
+            continue
+        if not wait_for(driver, lambda: shown(driver, links) != before):
+            problems.append(f"{width} px: clicking the visible {what} button does not "
+                            f"{'hide' if before else 'show'} the {what}")
+            continue
+        dialog = driver.find_element(By.ID, f"pst-{kind}-sidebar-modal")
+        if driver.execute_script("return arguments[0].open", dialog):
+            click_outside(driver, dialog)
+        else:
+            buttons[0].click()
+        if not wait_for(driver, lambda: shown(driver, links) == before):
+            problems.append(f"{width} px: a second click does not {'show' if before else 'close'} "
+                            f"the {what} again")
+    driver.set_window_size(WIDE, 1600)
+    return problems
+
+
+def check_one_search_box(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(WIDE, 1600)
+    boxes = [b for b in driver.find_elements(By.CSS_SELECTOR, ".search-button-field") if b.is_displayed()]
+    return [] if len(boxes) == 1 else [f"{len(boxes)} search boxes at {WIDE} px"]
+
+
+def check_code_fits_narrow(driver) -> list[str]:
+    """At 390 px every code block is readable without scrolling sideways."""
+    driver.set_window_size(NARROW, 900)
+    try:
+        found = driver.execute_script(OVERFLOW)
+    finally:
+        driver.set_window_size(WIDE, 1600)
+    return [f"code cut off at {NARROW} px ({i['width']} > {i['room']} px): {i['what']!r}"
+            for i in found["items"] if i["kind"] == "code"]
+
+
+def without(page: Path, asset: str) -> Path:
+    """A copy of ``page`` next to it with every tag that loads ``asset`` removed."""
+    text = re.sub(rf"<(?:script|link)[^>]*{re.escape(asset)}[^>]*>(?:</script>)?", "", page.read_text())
+    assert text != page.read_text(), f"{page.name} does not load {asset}"
+    planted = page.with_name(f"_planted_{page.name}")
+    planted.write_text(text)
+    return planted
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_navigation_opens_and_closes(browser, width):
+    problems = check_navigation(browser, HTML / f"{NAV_PAGE}.html", width)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("width", (NARROW, 900))
+def test_navigation_without_the_fix_is_caught(browser, width):
+    planted = without(HTML / f"{NAV_PAGE}.html", "book.js")
+    try:
+        assert check_navigation(browser, planted, width)
+    finally:
+        planted.unlink()
+
+
+def test_one_search_box(browser):
+    page = HTML / f"{NAV_PAGE}.html"
+    open_page(browser, page)
+    assert check_one_search_box(browser) == []
+    planted = without(page, "book.css")
+    try:
+        open_page(browser, planted)
+        assert check_one_search_box(browser), "two search boxes were not caught"
+    finally:
+        planted.unlink()
+
+
+def test_the_landing_page_code_fits_a_phone(browser):
+    open_page(browser, HTML / f"{toc_pages()[0]}.html")
+    assert check_code_fits_narrow(browser) == []
+
+
+def test_code_cut_off_on_a_phone_is_caught(chrome, tmp_path):
+    path = planted(tmp_path, "<pre>git clone https://github.com/some-long-owner-name/some-long-repository-name"
+                             " &amp;&amp; cd some-long-repository-name</pre>")
+    open_page(chrome, path)
+    assert check_code_fits_narrow(chrome)
+
+
+@pytest.fixture(scope="module")
+def served():
+    """The built site over HTTP (search fetches each result's page for its snippet)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *a: None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def search_snippets(driver, url: str) -> list[str]:
+    driver.set_window_size(WIDE, 1600)
+    driver.get(url)
+    wait_for(driver, lambda: driver.execute_script(
+        "return document.querySelectorAll('#search-results li').length > 0"), 30)
+    wait_for(driver, lambda: driver.execute_script(
+        "const li = document.querySelectorAll('#search-results li');"
+        "return li.length && document.querySelectorAll('#search-results p.context').length >= li.length"), 30)
+    return driver.execute_script("return Array.from(document.querySelectorAll('#search-results p.context'))"
+                                 ".map(p => p.textContent)")
+
+
+def raw_tex_in(snippets: list[str]) -> list[str]:
+    return [s[:160] for s in snippets if RAW_LATEX.search(s)]
+
+
+SEARCH_WORD = "softmax"      # a word next to math on many pages
+
+
+def test_search_snippets_have_no_raw_tex(browser, served):
+    snippets = search_snippets(browser, f"{served}/search.html?q={SEARCH_WORD}")
+    assert len(snippets) >= 3, f"search for {SEARCH_WORD!r} found {len(snippets)} pages"
+    assert not raw_tex_in(snippets), "\n".join(raw_tex_in(snippets))
+
+
+def test_raw_tex_in_snippets_is_caught(browser, served):
+    planted = without(HTML / "search.html", "book.js")
+    try:
+        snippets = search_snippets(browser, f"{served}/{planted.name}?q={SEARCH_WORD}")
+        assert raw_tex_in(snippets), "snippets without the fix showed no TeX"
+    finally:
+        planted.unlink()
+
+
+# Chapters whose every figure goes through compattn.plots.show and a {glue:figure}.
+CAPTIONED_CHAPTERS = ("book/10_all_variants", "book/11_fast")
+
+
+@pytest.mark.parametrize("page", CAPTIONED_CHAPTERS)
+def test_every_figure_of_a_chapter_is_numbered(browser, page):
+    open_page(browser, HTML / f"{page}.html")
+    bare = browser.execute_script(BARE_IMAGES)
+    figures = browser.execute_script(FIGURES)
+    assert figures and not bare, f"{page}: {len(figures)} numbered figures, images without a caption: {bare}"

@@ -3,6 +3,13 @@
 Figures are PNG with an opaque white background, so they stay readable in the book's dark
 mode; mixing matrices always use the same colour map, with row i = output position.
 
+Line plots (:func:`plot_kernels`, :func:`plot_curves`, :func:`plot_scaling`) are drawn
+to be read on a phone: at most 5.6 inches wide with text of at least 10 points, so that on
+a 390-px screen no letter is smaller than 8 px (long legend labels are broken into lines); at most :data:`MAX_LINES` coloured lines
+per panel (more are split over panels stacked one under another, each with its own
+legend); colours that stay apart for colour-blind readers; legends beside or below the
+data, never on it.  ``tests/test_figures.py`` holds every one of them to this.
+
 A chapter shows a figure with :func:`show` (in a code cell tagged ``remove-output`` that
 draws nothing else) and numbers and captions it in the next Markdown cell::
 
@@ -12,17 +19,31 @@ draws nothing else) and numbers and captions it in the next Markdown cell::
 
     The caption.
     ```
+
+The website and the PDF show it as "Figure 7.1" with its caption and alt text (the
+output of the code cell itself is hidden); the notebook edition and Jupyter show the
+image as the code cell's output, with the caption under it.
 """
 from __future__ import annotations
 
 import math
 import random
+import re
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
 MATRIX_CMAP = "magma_r"
+MAX_LINES = 8                 # coloured lines one panel may hold
+# Okabe and Ito's colours (their yellow, faint on white, replaced by an olive), told apart
+# with the common colour-vision deficiencies
+COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#999933"]
+LINE_STYLES = ["-", "--", "-.", ":"]
+WIDTH_IN = 5.6                # the widest line plot, legend included
+LINE_RC = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11,
+           "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 10,
+           "figure.titlesize": 11}
 STYLE = {
     "figure.facecolor": "white", "axes.facecolor": "white", "savefig.facecolor": "white",
     "savefig.transparent": False, "figure.dpi": 110, "savefig.dpi": 110, "font.size": 9,
@@ -55,8 +76,12 @@ def setup_notebook(seed: int = 0) -> dict:
 
 def show(fig, name: str) -> None:
     """Display ``fig`` in the notebook and keep it under ``name`` for the book's numbered,
-    captioned ``{glue:figure}``.  Where myst-nb is not installed (Colab, a bare kernel) the
-    figure is only displayed."""
+    captioned ``{glue:figure}``.
+
+    One output does both: the figure displayed as usual (``image/png``, which nbval does
+    not compare), marked with ``name`` for myst-nb.  (Gluing a second, hidden copy would
+    store the PNG under a type nbval compares byte by byte and Jupyter cannot show.)
+    Where myst-nb is not installed (Colab, a bare kernel) the figure is only displayed."""
     from IPython.display import display
 
     try:
@@ -64,8 +89,9 @@ def show(fig, name: str) -> None:
     except ImportError:
         glue = None
     if glue is not None:
-        glue(name, fig, display=False)
-    display(fig)
+        glue(name, fig, display=True)
+    else:
+        display(fig)
     plt.close(fig)
 
 
@@ -157,63 +183,143 @@ def plot_matrices(matrices: dict, ncols: int = 4, size: float = 2.1, tokens=None
     return fig
 
 
+def panels_of(names: list, most: int = MAX_LINES) -> list[list]:
+    """``names`` in as few panels of at most ``most`` as possible, as even as possible."""
+    if not names:
+        return [[]]
+    n_panels = math.ceil(len(names) / most)
+    size = math.ceil(len(names) / n_panels)
+    return [names[k:k + size] for k in range(0, len(names), size)]
+
+
+def _stacked_axes(groups: list, panel_height: float, sharex: bool = True, single=None):
+    """One panel per group of names, each tall enough for its legend beside it.  ``single``
+    is the size of a figure with one panel (kept as it was, so the ``<Figure size ...>`` that
+    the chapters' stored outputs print, and nbval compares, stays the same)."""
+    if single is not None and len(groups) == 1:
+        fig, ax = plt.subplots(figsize=single)
+        return fig, [ax]
+    heights = [max(panel_height, 0.2 * sum(wrap_label(str(n)).count("\n") + 1 for n in names) + 0.3)
+               for names in groups]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(WIDTH_IN, sum(heights) + 0.4), sharex=sharex,
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    return fig, list(axes[:, 0])
+
+
+LEGEND_CHARS = 16            # a longer label is broken into lines, so the legend stays narrow
+
+
+def wrap_label(label: str, width: int = LEGEND_CHARS) -> str:
+    """``label`` in lines of at most about ``width`` characters, broken after "_", " " or "-"."""
+    lines, line = [], ""
+    for piece in re.findall(r"[^_ -]+[_ -]?|[_ -]", label):
+        if line and len(line) + len(piece.rstrip("_ -")) > width:
+            lines.append(line.rstrip())
+            line = ""
+        line += piece
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _legend_beside(ax) -> None:
+    """The legend to the right of the axes, outside the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, [wrap_label(label) for label in labels], frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, handlelength=2.2)
+
+
+def _style(i: int) -> dict:
+    return {"color": COLOURS[i % len(COLOURS)], "ls": LINE_STYLES[(i // len(COLOURS)) % len(LINE_STYLES)]}
+
+
 def plot_kernels(kernels: dict, offsets=None, title: str | None = None):
-    """Line plot of kernels over relative offsets r = j - i (one line per entry)."""
-    fig, ax = plt.subplots(figsize=(5, 2.6))
-    for name, kernel in kernels.items():
-        kernel = np.asarray(kernel, dtype=float)
-        r = offsets if offsets is not None else np.arange(len(kernel)) - len(kernel) // 2
-        ax.plot(r, kernel, marker="o", ms=3, label=name)
-    ax.set_xlabel("offset r = j - i")
-    ax.set_ylabel("weight")
-    ax.legend(fontsize=7, frameon=False)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
+    """Kernels over relative offsets r = j - i, one line per entry (more than
+    :data:`MAX_LINES` entries are split over panels)."""
+    names = list(kernels)
+    with plt.rc_context(LINE_RC):
+        groups = panels_of(names)
+        fig, axes = _stacked_axes(groups, 2.4, single=(5, 2.6))
+        for ax, group in zip(axes, groups):
+            for i, name in enumerate(group):
+                kernel = np.asarray(kernels[name], dtype=float)
+                r = np.asarray(offsets) if offsets is not None else \
+                    np.arange(len(kernel)) - len(kernel) // 2
+                ax.plot(r, kernel, marker="o", ms=3.5, lw=1.6, label=name, **_style(i))
+            ax.set_ylabel("weight")
+            _legend_beside(ax)
+        axes[-1].set_xlabel("offset r = j - i")
+        if title:
+            axes[0].set_title(title, loc="left")
+        fig.tight_layout()
     return fig
 
 
-def plot_curves(curves: dict, xlabel: str = "step", ylabel: str = "loss", title: str | None = None):
-    """Several learning curves on one axis: ``curves[name] = (x, y)``.  More than ten curves (a
-    whole sweep) get twenty colours, alternating line styles and a legend beside the axis."""
-    many = len(curves) > 10
-    fig, ax = plt.subplots(figsize=(7.2, 3.6) if many else (5, 3))
-    colours = plt.cm.tab20(np.linspace(0, 1, 20)) if many else [None] * len(curves)
-    for i, (name, (x, y)) in enumerate(curves.items()):
-        ax.plot(x, y, label=name, color=colours[i % len(colours)], ls="--" if many and i % 2 else "-")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if many:
-        ax.legend(fontsize=6, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    else:
-        ax.legend(fontsize=7, frameon=False)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
+def plot_curves(curves: dict, xlabel: str = "step", ylabel: str = "loss", title: str | None = None,
+                groups: dict | None = None):
+    """Learning curves, ``curves[name] = (x, y)``: at most :data:`MAX_LINES` per panel,
+    panels stacked with a shared x axis, each with its legend beside it.  ``groups``
+    (``{panel title: [names]}``) chooses the panels; by default the curves are split
+    evenly in their order."""
+    with plt.rc_context(LINE_RC):
+        if groups is None:
+            panels = [(None, g) for g in panels_of(list(curves))]
+        else:
+            panels = list(groups.items())
+        fig, axes = _stacked_axes([names for _, names in panels], 2.3, single=(5, 3))
+        for ax, (panel_title, names) in zip(axes, panels):
+            for i, name in enumerate(names):
+                x, y = curves[name]
+                ax.plot(x, y, lw=1.5, label=name, **_style(i))
+            ax.set_ylabel(ylabel)
+            if panel_title:
+                ax.set_title(panel_title, loc="left")
+            _legend_beside(ax)
+        axes[-1].set_xlabel(xlabel)
+        if title:
+            if panels[0][0]:
+                fig.suptitle(title, x=0.02, ha="left")
+            else:
+                axes[0].set_title(title, loc="left")
+        fig.tight_layout()
     return fig
 
 
 def plot_scaling(results: dict, lengths, key: str = "median_ms", ylabel: str = "time per step (ms)",
-                 highlight=(), title: str | None = None):
-    """Log-log lines of ``results[name][str(T)][key]`` against T; ``highlight`` names get a colour and a label."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.8))
-    colours = iter(plt.cm.tab20(np.linspace(0, 1, 20)))
-    for name, by_T in results.items():
-        values = [by_T[str(T)][key] for T in lengths]
-        if any(v is None or v <= 0 for v in values):
-            continue
-        if name in highlight:
-            ax.loglog(lengths, values, marker="o", ms=3, lw=1.8, color=next(colours), label=name)
-        else:
-            ax.loglog(lengths, values, lw=0.7, color="0.7")
-    ax.set_xlabel("sequence length T (grey: the other variants)")
-    ax.set_ylabel(ylabel)
-    ax.minorticks_off()
-    ax.set_xticks(lengths, [str(T) for T in lengths])
-    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
+                 highlight=(), title: str | None = None, groups: dict | None = None):
+    """Log-log lines of ``results[name][str(T)][key]`` against T.  The ``highlight`` names
+    get a colour and a label, the others are grey; more than :data:`MAX_LINES` highlighted
+    names are split over panels stacked one under another (``groups``, ``{panel title:
+    [names]}``, chooses them), each drawing every other variant in grey behind its own."""
+    usable = {name: [by_T[str(T)][key] for T in lengths] for name, by_T in results.items()
+              if all(str(T) in by_T for T in lengths)}
+    usable = {name: v for name, v in usable.items() if all(x is not None and x > 0 for x in v)}
+    if groups is None:
+        chosen = [n for n in highlight if n in usable]
+        panels = [(None, g) for g in panels_of(chosen, MAX_LINES - 1)]
+    else:
+        panels = [(t, [n for n in names if n in usable]) for t, names in groups.items()]
+    with plt.rc_context(LINE_RC):
+        fig, axes = _stacked_axes([names for _, names in panels], 2.6)
+        for ax, (panel_title, names) in zip(axes, panels):
+            for name, values in usable.items():
+                if name not in names:
+                    ax.loglog(lengths, values, lw=0.8, color="0.75", zorder=1)
+            for i, name in enumerate(names):
+                ax.loglog(lengths, usable[name], marker="o", ms=3.5, lw=1.8, label=name,
+                          zorder=2, **_style(i))
+            ax.set_ylabel(ylabel)
+            ax.minorticks_off()
+            ax.set_xticks(lengths, [str(T) for T in lengths])
+            if panel_title:
+                ax.set_title(panel_title, loc="left")
+            _legend_beside(ax)
+        axes[-1].set_xlabel("sequence length T (grey: the other candidates)")
+        if title:
+            if panels[0][0]:
+                fig.suptitle(title, x=0.02, ha="left")
+            else:
+                axes[0].set_title(title, loc="left")
+        fig.tight_layout()
     return fig
 
 

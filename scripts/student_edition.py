@@ -9,8 +9,12 @@ Copies the book's sources (configuration, ``book/``, ``_ext/``, ``_static/``) in
 * each gated solution, from ``{solution-start}`` to ``{solution-end}``, cells between
   included.
 
-The exercises themselves stay.  ``solutions_left(path)`` is what the tests use to check
-that none survives.
+The exercises themselves stay.  Its ``_config.yml`` says ``compattn_edition: student``:
+the site's Colab and download buttons then give the student variant of the notebook
+edition (``_ext/notebook_edition.py``), its download menu the student PDF, and its pages
+build with the Sphinx tag ``student`` (``{only} not student`` blocks, which speak of the
+solutions, are left out).  ``solutions_left(path)`` is what the tests use to check that
+none survives.
 """
 from __future__ import annotations
 
@@ -86,13 +90,25 @@ def solutions_left(path: Path) -> list[str]:
     return found
 
 
+def student_config(text: str) -> str:
+    """The book's ``_config.yml`` for the student edition."""
+    import yaml
+
+    config = yaml.safe_load(text)
+    config["title"] = f"{config['title']} (student edition)"
+    config.setdefault("sphinx", {}).setdefault("config", {})["compattn_edition"] = "student"
+    return ("# Written by scripts/student_edition.py from the book's _config.yml\n"
+            + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+
+
 def write_edition(out: Path, root: Path = ROOT) -> list[Path]:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml", "LICENSE"):
+    for name in ("_toc.yml", "LICENSE"):
         if (root / name).exists():
             shutil.copy2(root / name, out / name)
+    (out / "_config.yml").write_text(student_config((root / "_config.yml").read_text()))
     for folder in ("_ext", "_static"):
         if (root / folder).exists():
             shutil.copytree(root / folder, out / folder,

@@ -123,6 +123,54 @@ def test_the_workflow_publishes_the_repository_that_runs_it():
     assert any(u.startswith("actions/deploy-pages") for u in uses)
 
 
+def test_the_workflow_publishes_the_pdfs_the_notebooks_and_the_student_site():
+    """Both PDFs are built before the site (whose download menus link what exists), the
+    notebook edition goes to the branch the Colab buttons open, the student site to student/."""
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        import book_site
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    runs = [step.get("run", "") for step in flow["jobs"]["build"]["steps"]]
+    pdf = next(i for i, r in enumerate(runs) if "bash scripts/pdf" in r and "--install-only" in r)
+    book = next(i for i, r in enumerate(runs) if "bash scripts/book" in r)
+    assert pdf < book, "the PDFs must exist when the site is built, or it cannot link them"
+    assert any("scripts/student --html" in r and "_build/html/student" in r for r in runs)
+    pdf_script = (ROOT / "scripts" / "pdf").read_text()
+    for name in book_site.PDFS:
+        assert name in pdf_script, f"scripts/pdf does not build {name}"
+    publish = flow["jobs"]["notebooks"]
+    assert publish["permissions"] == {"contents": "write"} and publish["if"] == flow["jobs"]["deploy"]["if"]
+    script = " ".join(step.get("run", "") for step in publish["steps"])
+    assert f"push" in script and script.rstrip().endswith(book_site.NOTEBOOKS_BRANCH)
+    uploaded = [step for step in flow["jobs"]["build"]["steps"]
+                if step.get("uses", "").startswith("actions/upload-artifact")]
+    assert uploaded and uploaded[0]["with"]["path"] == "_build/html/notebooks"
+
+
+def test_the_buttons_open_the_notebook_edition():
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        import book_site
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+    colab = "https://colab.research.google.com/github/o/r/blob/main/book/03_equivalence.ipynb"
+    buttons = [{"label": "download-buttons", "buttons": [
+                   {"label": "download-source-button", "text": ".ipynb", "url": "_sources/x.ipynb"},
+                   {"label": "download-pdf-button", "text": ".pdf"}]},
+               {"label": "launch-buttons", "buttons": [{"url": colab}]}]
+    book_site.notebook_buttons(buttons, lambda p, _: f"../{p}", "book/03_equivalence", student=False,
+                               pdfs=["compattn.pdf", "compattn-student.pdf"])
+    download = buttons[0]["buttons"]
+    assert download[0]["url"] == "../notebooks/03_equivalence.ipynb"
+    assert [b["url"] for b in download[1:]] == ["../compattn.pdf", "../compattn-student.pdf"]
+    assert buttons[1]["buttons"][0]["url"] == colab.replace("main/book/", "notebooks/")
+    buttons[1]["buttons"][0]["url"] = colab
+    book_site.notebook_buttons(buttons, lambda p, _: p, "book/03_equivalence", student=True, pdfs=[])
+    assert buttons[1]["buttons"][0]["url"].endswith("/blob/notebooks/student/03_equivalence.ipynb")
+
+
 def test_the_site_points_at_an_overridden_repository(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "_ext"))
     try:
@@ -162,3 +210,21 @@ def test_a_built_wheel_carries_the_results_and_the_sample(tmp_path):
         if path.is_file():
             rel = path.relative_to(ROOT).as_posix()
             assert rel in names, f"{rel} is missing from the wheel"
+
+
+def entries_without_a_link(bib_text: str) -> list[str]:
+    """Keys of BibTeX entries that have neither a DOI nor a URL."""
+    from pybtex.database import parse_string
+
+    entries = parse_string(bib_text, "bibtex").entries
+    return [key for key, entry in entries.items()
+            if not {"doi", "url"} & {field.lower() for field in entry.fields}]
+
+
+def test_every_reference_has_a_doi_or_a_url():
+    """The bibliography links every work (an added entry needs its DOI or URL too)."""
+    bib = (ROOT / "book" / "references.bib").read_text()
+    assert entries_without_a_link(bib) == []
+    assert entries_without_a_link("@book{x, title={T}, author={A, B}, year={2000}}") == ["x"]
+    for doi in re.findall(r"doi\s*=\s*\{([^}]*)\}", bib):
+        assert re.fullmatch(r"10\.\d{4,9}/\S+", doi), f"not a DOI: {doi}"
