@@ -20,7 +20,7 @@ import signal
 import time
 from pathlib import Path
 
-from .files import folder_lock, joined, lock_token, write_atomic
+from .files import ContentChanged, folder_lock, joined, lock_token, write_atomic
 from .protocol import PROTOCOL, plateau_exit, unigram_baseline
 
 EVIDENCE_DIRS = {"cpu": "evidence-cpu", "gpu": "evidence-gpu"}
@@ -114,6 +114,8 @@ def expected_settings(run: tuple, out: Path, profile: str, steps: dict):
         if kind == "finetune" and hasattr(train, "finetune_settings"):
             return train.finetune_settings(variant, task, pretrain_checkpoint(out, variant, seed), profile,
                                            seed, steps=steps.get("finetune"))
+    except ContentChanged:                      # a changed checkpoint is refused, never passed over
+        raise
     except (TypeError, ValueError, OSError):   # another signature, or a checkpoint that is
         return None                             # not here (records travel, checkpoints do not)
     return None
@@ -342,7 +344,10 @@ def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[
                     process = idle.pop()
                     pending.remove(run)
                     workers[process][1] = run
-                    workers[process][0].send(run)
+                    try:
+                        workers[process][0].send(run)
+                    except OSError:
+                        pass                             # it ended: its sentinel says how
                 busy = {conn: p for p, (conn, run) in workers.items() if run is not None}
                 if not busy:
                     break
@@ -351,7 +356,7 @@ def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[
                         process = busy[ready]
                         try:
                             outcome = ready.recv()
-                        except EOFError:
+                        except (EOFError, OSError):
                             continue                     # it ended: its sentinel says how
                         run, workers[process][1] = workers[process][1], None
                         if outcome[0] == "done":
