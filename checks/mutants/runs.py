@@ -58,6 +58,10 @@ MUTANTS = [
     Mutant("evidence re-runs a record made with other settings", "compattn/evidence.py",
            'if status == "other":', 'if status == "other" and False:',
            ("tests/test_evidence.py::test_a_record_made_with_other_settings_is_refused_as_a_sweep_refuses_it",)),
+    Mutant("evidence does not lock its folder", "compattn/evidence.py",
+           'with folder_lock(out, f"evidence ({profile})"):',
+           'with folder_lock(out / f".elsewhere-{os.getpid()}", "evidence"):',
+           ("checks/test_chaos.py::test_chaos_ends_with_every_record_correct_or_refused",)),
     Mutant("SIGTERM is not forwarded to the workers", "compattn/evidence.py",
            "os.kill(process.pid, signal.SIGTERM)", "pass",
            ("checks/test_evidence_run.py::test_sigterm_to_the_parent_of_parallel_workers_stops_them_cleanly_every_"
