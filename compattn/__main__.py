@@ -8,15 +8,66 @@
     python -m compattn evidence --profile cpu --hours 2   # resumable; Part III's protocol
     python -m compattn bench --out compattn/results/bench-cpu.json
     python -m compattn gpu-run --out DIR --budget-s 540     # everything on one GPU (compattn/gpu.py)
+
+Every user error is one line on stderr (``error: ...``) and exit code 2.  SIGTERM and SIGINT stop
+a command cleanly (a training after its current step, with a checkpoint; exit 143 and 130): run
+the same command again to continue.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``error: ...``, exit 2), like every other error."""
+
+    def error(self, message):
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _number(kind, minimum, strict: bool, what: str):
+    """An argparse type: ``kind`` (int or float), finite, above ``minimum`` (``strict``) or at
+    least it; ``1.5`` is not an int and ``True`` or ``nan`` are not numbers."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+POSITIVE_INT = _number(int, 0, True, "a positive integer")
+SEED = _number(int, 0, False, "an integer >= 0")
+HOURS = _number(float, 0.0, True, "a positive number of hours (leave --hours out for no deadline)")
+SECONDS = _number(float, 0.0, True, "a positive number of seconds")
+
+
+def _writable_folder(folder: Path, option: str = "--out") -> Path:
+    """``folder``, created if needed, once a file can be written in it (else a one-line error)."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to {option} {folder}: {err.strerror or err}") from None
+    return folder
 
 
 def _paper_on_cpu_warning(profile: str, device: str):
@@ -87,8 +138,8 @@ def _data_command(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m compattn", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="python -m compattn", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     data = sub.add_parser("data", help="fetch the source packages and build the corpus and the tasks")
     data.add_argument("--dir", type=Path, default=None, help="data directory (default: $COMPATTN_DATA)")
@@ -99,8 +150,8 @@ def main(argv=None) -> int:
     bench.add_argument("--quick", action="store_true", help="a small CI-sized run (under a minute)")
     bench.add_argument("--out", type=Path, default=None, help="write the JSON report here")
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--lengths", type=int, nargs="+", default=None, help="sequence lengths T")
-    bench.add_argument("--budget-s", type=float, default=None,
+    bench.add_argument("--lengths", type=POSITIVE_INT, nargs="+", default=None, help="sequence lengths T")
+    bench.add_argument("--budget-s", type=SECONDS, default=None,
                        help="seconds for the whole benchmark (as many rounds as fit, at least 15 per length)")
     bench.add_argument("--compile-check", action="store_true",
                        help="only check that torch.compile gives the eager numbers for every variant")
@@ -109,46 +160,83 @@ def main(argv=None) -> int:
     sw.add_argument("--out", type=Path, required=True)
     sw.add_argument("--variants", nargs="+", default=None, help="default: every registered variant")
     sw.add_argument("--tasks", nargs="+", default=None, help="default: all six tasks")
-    sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sw.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2])
     sw.add_argument("--device", default="auto")
     by = sub.add_parser("beyond", help="length generalisation of masked-LM and the position probes (resumable)")
     by.add_argument("--profile", default=None)
     by.add_argument("--out", type=Path, required=True)
     by.add_argument("--variants", nargs="+", default=None, help="default: compattn.beyond.LENGTH_VARIANTS")
     by.add_argument("--probes", nargs="+", default=None, help="default: all four probes")
-    by.add_argument("--seeds", type=int, nargs="+", default=[0])
+    by.add_argument("--seeds", type=SEED, nargs="+", default=[0])
     by.add_argument("--device", default="auto")
     ev = sub.add_parser("evidence", help="the evidence protocol of Part III (resumable; compattn.evidence)")
-    ev.add_argument("--profile", default="cpu", help="cpu | gpu (default cpu)")
+    ev.add_argument("--profile", default="cpu", help="cpu | gpu (default cpu); another profile needs --out")
     ev.add_argument("--out", type=Path, default=None, help="default: compattn/results/evidence-<profile>")
     ev.add_argument("--device", default="auto")
-    ev.add_argument("--parallel", type=int, default=1, help="trainings at once")
-    ev.add_argument("--hours", type=float, default=None, help="start no new run after this many hours")
+    ev.add_argument("--parallel", type=POSITIVE_INT, default=1, help="trainings at once")
+    ev.add_argument("--hours", type=HOURS, default=None,
+                    help="start no new run after this many hours (default: no deadline)")
     se = sub.add_parser("search", help="the recipe search before protocol v3 (resumable; compattn.search)")
     se.add_argument("--arm", required=True, choices=("cpu", "gpu"), help="cpu: every candidate once; gpu: the budget curve")
     se.add_argument("--out", type=Path, required=True)
     se.add_argument("--device", default="auto")
-    se.add_argument("--parallel", type=int, default=1, help="trainings at once")
-    se.add_argument("--budget-s", type=float, default=None, help="start no run after this many seconds")
+    se.add_argument("--parallel", type=POSITIVE_INT, default=1, help="trainings at once")
+    se.add_argument("--budget-s", type=SECONDS, default=None, help="start no run after this many seconds")
     se.add_argument("--dry-run", action="store_true", help="the same path at the tiny profile, 20 steps a run")
     for name in ("pretrain", "finetune"):
         p = sub.add_parser(name, help=f"{name} one variant and write a JSON record")
         p.add_argument("--variant", required=True)
         p.add_argument("--profile", default=None, help="tiny | small | paper (default: $COMPATTN_PROFILE or tiny)")
         p.add_argument("--out", type=Path, default=Path("runs"))
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=SEED, default=0)
         p.add_argument("--device", default="auto")
-        p.add_argument("--steps", type=int, default=None, help="override the profile's number of steps")
+        p.add_argument("--steps", type=POSITIVE_INT, default=None, help="override the profile's number of steps")
         if name == "finetune":
             p.add_argument("--task", required=True)
             p.add_argument("--pretrained", type=Path, default=None, help="a pre-training checkpoint")
             p.add_argument("--regression", action="store_true", help="vader_sent: predict the human score")
-    from .gpu import add_commands as add_gpu_commands, dispatch as gpu_dispatch
+    from .gpu import add_commands as add_gpu_commands
 
     add_gpu_commands(sub)          # gpu-run, gpu-unpack, gpu-pack-data (compattn/gpu.py)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        _check_gpu_arguments(parser, args)
+    except SystemExit as exit_:      # --help, or an argument error already printed on one line
+        return exit_.code
+    # SIGTERM raises (as Ctrl-C does) wherever it lands, so that temporary files are removed and
+    # locks released; inside a training loop both signals stop after the current step instead
+    from .train import raise_stopped
+
+    here = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_stopped) if here else None
+    try:
+        return _command(args)
+    finally:
+        if here:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _check_gpu_arguments(parser, args):
+    """gpu-run's numbers (its options are declared in compattn/gpu.py)."""
+    if args.command != "gpu-run":
+        return
+    for option, value, check in (("--budget-s", args.budget_s, SECONDS), ("--sessions", args.sessions, POSITIVE_INT)):
+        if value is not None:
+            try:
+                check(str(value))
+            except argparse.ArgumentTypeError as err:
+                parser.error(f"argument {option}: {err}")
+
+
+def _command(args) -> int:
+    from .files import folder_lock
+
     try:
         if args.command.startswith("gpu-"):
+            from .gpu import dispatch as gpu_dispatch
+
+            if args.command == "gpu-run":
+                _writable_folder(args.out)
             return gpu_dispatch(args)
         if args.command == "data":
             return _data_command(args)
@@ -160,6 +248,8 @@ def main(argv=None) -> int:
                 print("torch.compile matches eager (forward and gradients) for every variant; largest "
                       f"difference {max(differences.values()):.1e} ({max(differences, key=differences.get)})")
                 return 0
+            if args.out is not None:
+                _writable_folder(args.out.parent)
             report = bench_main(quick=args.quick, out=args.out, device=args.device,
                                 lengths=tuple(args.lengths) if args.lengths else None, budget_s=args.budget_s)
             print(f"benchmark report valid ({len(report['results'])} candidates)"
@@ -178,14 +268,17 @@ def main(argv=None) -> int:
             tasks = _known(args.tasks or list(TASKS), TASKS, "task")
             profile = args.profile or current_profile()
             _paper_on_cpu_warning(profile, args.device)
-            done = sweep(variants, profile, args.out, tasks, tuple(args.seeds), device=args.device)
+            done = sweep(variants, profile, _writable_folder(args.out), tasks, tuple(args.seeds), device=args.device)
             print(f"sweep: {len(done)} runs done now; records in {args.out}")
             return 0
         if args.command == "evidence":
-            from .evidence import evidence_dir, run_evidence
+            from .evidence import EVIDENCE_DIRS, evidence_dir, run_evidence
 
-            out = args.out or evidence_dir(args.profile)
-            deadline = time.monotonic() + 3600 * args.hours if args.hours else None
+            if args.out is None and args.profile not in EVIDENCE_DIRS:
+                raise ValueError(f"evidence --profile {args.profile} needs --out DIR: only the profiles "
+                                 f"{', '.join(EVIDENCE_DIRS)} have a folder of their own under compattn/results")
+            out = _writable_folder(args.out or evidence_dir(args.profile))
+            deadline = time.monotonic() + 3600 * args.hours if args.hours is not None else None
             result = run_evidence(out, args.profile, device=args.device, parallel=args.parallel,
                                   deadline=deadline)
             print(f"evidence: {len(result['done'])} runs done now, {result['remaining']} of "
@@ -211,36 +304,50 @@ def main(argv=None) -> int:
             for v in variants:
                 entry(v)
             probes = _known(args.probes or list(PROBE_LENGTHS), PROBE_LENGTHS, "probe")
-            done = run_beyond(variants, probes, args.profile, out=args.out, seeds=tuple(args.seeds),
+            done = run_beyond(variants, probes, args.profile, out=_writable_folder(args.out), seeds=tuple(args.seeds),
                               device=args.device)
             print(f"beyond: {len(done)} runs done now; records in {args.out}")
             return 0
         import compattn  # noqa: F401  (validates the variant name below)
         from .registry import entry
-        from .train import finetune, pretrain
+        from .config import get_profile
+        from .train import finetune, is_writer, pretrain
 
         entry(args.variant)
+        get_profile(args.profile)
         _paper_on_cpu_warning(args.profile, args.device)
-        if args.command == "pretrain":
-            _, record = pretrain(args.variant, args.profile, seed=args.seed, out=args.out, device=args.device,
-                                 steps=args.steps)
-        else:
-            _, record = finetune(args.variant, args.task, args.pretrained, args.profile, seed=args.seed,
-                                 out=args.out, device=args.device, regression=args.regression, steps=args.steps)
+        # the folder is locked from the first step to the record (rank 0 writes for every process)
+        writer = is_writer()
+        with folder_lock(_writable_folder(args.out), f"{args.command} {args.variant}") if writer else nullcontext():
+            if args.command == "pretrain":
+                _, record = pretrain(args.variant, args.profile, seed=args.seed, out=args.out, device=args.device,
+                                     steps=args.steps)
+            else:
+                _, record = finetune(args.variant, args.task, args.pretrained, args.profile, seed=args.seed,
+                                     out=args.out, device=args.device, regression=args.regression,
+                                     steps=args.steps)
         print(json.dumps({"variant": record["variant"], "final": record["final"],
                           "wall_time_s": round(record["wall_time_s"], 1)}, indent=1))
         return 0
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:           # a folder that cannot be written, a full disk, ...
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted; what was written is complete, run the same command again to continue",
+              file=sys.stderr)
         return 130
     except Exception as err:  # the data step's DataUnavailable and friends
         if type(err).__name__ == "DataUnavailable":
             print(f"error: {err}", file=sys.stderr)
             return 3
         raise
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split("\n")).strip() or type(err).__name__
 
 
 if __name__ == "__main__":

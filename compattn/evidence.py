@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import time
 from pathlib import Path
 
+from .files import ContentChanged, folder_lock, joined, lock_token, write_atomic
 from .protocol import PROTOCOL, plateau_exit, unigram_baseline
 
 EVIDENCE_DIRS = {"cpu": "evidence-cpu", "gpu": "evidence-gpu"}
@@ -112,38 +114,45 @@ def expected_settings(run: tuple, out: Path, profile: str, steps: dict):
         if kind == "finetune" and hasattr(train, "finetune_settings"):
             return train.finetune_settings(variant, task, pretrain_checkpoint(out, variant, seed), profile,
                                            seed, steps=steps.get("finetune"))
+    except ContentChanged:                      # a changed checkpoint is refused, never passed over
+        raise
     except (TypeError, ValueError, OSError):   # another signature, or a checkpoint that is
         return None                             # not here (records travel, checkpoints do not)
     return None
 
 
-def run_done(out: Path, run: tuple, profile: str, steps: dict) -> bool:
-    """The run's record exists, validates and was made as planned (settings, or profile and
-    step count)."""
+def run_status(out: Path, run: tuple, profile: str, steps: dict) -> tuple[str, str]:
+    """``(status, detail)`` of a planned run's record, as :func:`compattn.sweep.record_status` says
+    it (``"done"``, ``"missing"``, ``"corrupt"``, ``"changed"`` or ``"other"``), against the
+    settings the plan asks for (or, where those cannot be computed, its profile and step count).
+    A fine-tuning whose pre-training is to be run again counts as ``"missing"``: it is only as
+    current as the checkpoint it started from."""
     from .config import get_profile
-    from .sweep import finished
+    from .records import read_record
+    from .sweep import record_status
 
     name = run_name(*run)
-    if not finished(out, name):
-        return False
-    record = json.loads((Path(out) / f"{name}.json").read_text())
     want = expected_settings(run, out, profile, steps)
+    status, why = record_status(out, name, want)
+    if status != "done":
+        return status, why
     kind = run[0]
-    if want is not None and "settings" in record:
-        if not _json_equal(record["settings"], want):
-            return False
-    else:
+    if want is None:
+        record = read_record(Path(out) / f"{name}.json")
         planned = steps.get(kind) or getattr(get_profile(profile), kind).steps
-        if record.get("profile") != profile or record["train"]["steps"] != planned:
-            return False
-    # a fine-tuning is only as current as the pre-training it started from (its checkpoint may
-    # still be on disk although the plan now wants another pre-training)
-    return kind == "pretrain" or run_done(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None),
-                                          profile, steps)
+        made = (record.get("profile"), record["train"]["steps"])
+        if made != (profile, planned):
+            return "other", f"profile, steps: {made[0]!r}, {made[1]} -> {profile!r}, {planned}"
+    if kind == "finetune":
+        base, _ = run_status(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None), profile, steps)
+        if base != "done":
+            return "missing", f"its pre-training is {base}"
+    return "done", ""
 
 
-def _json_equal(a, b) -> bool:
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+def run_done(out: Path, run: tuple, profile: str, steps: dict) -> bool:
+    """The run's record exists, matches its content hash and was made as planned."""
+    return run_status(out, run, profile, steps)[0] == "done"
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -172,6 +181,17 @@ def execute(run: tuple, out: str, profile: str, device: str, steps: dict, progre
     return run_name(*run)
 
 
+def _check_runner_arguments(parallel, deadline, steps):
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel is the number of trainings at once, a positive int; got {parallel!r}")
+    if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                 or not math.isfinite(deadline)):
+        raise ValueError(f"deadline is a time.monotonic() value or None; got {deadline!r}")
+    for kind, n in steps.items():
+        if kind not in ("pretrain", "finetune") or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"steps maps 'pretrain' and 'finetune' to positive ints; got {kind!r}: {n!r}")
+
+
 def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None = None,
                  parallel: int = 1, deadline: float | None = None, progress: bool = True,
                  variants=None, tasks=None) -> dict:
@@ -181,66 +201,201 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
     alike; ``deadline`` (a ``time.monotonic()`` value) stops new runs from starting after it;
     ``parallel=N`` trains N runs at once in separate processes on the same device.  Returns
     ``{"done": [names run now], "remaining": int, "complete": bool, "planned": int}``.
-    """
-    from .sweep import check_tokenizer
 
+    As in a sweep, ``out`` is locked while this runs; a record made with other settings than the
+    plan asks for (another profile, budget, tokenizer or data) is refused before anything is
+    trained, naming the differences; a changed record or checkpoint is refused, naming the file;
+    a record that is not valid JSON is set aside and its run done again.
+    """
+    from .sweep import check_tokenizer, made_otherwise, set_aside
+
+    steps = {k: v for k, v in (steps or {}).items() if v is not None}
+    _check_runner_arguments(parallel, deadline, steps)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    steps = {k: v for k, v in (steps or {}).items() if v}
     runs = plan(profile, variants, tasks)
-    check_tokenizer(out, profile)
-    todo = [r for r in runs if not run_done(out, r, profile, steps)]
-    expired = (lambda: deadline is not None and time.monotonic() > deadline)
-    done: list[str] = []
-    if parallel <= 1:
-        for run in todo:
-            if expired():
-                break
-            done.append(execute(run, str(out), profile, device, steps, progress))
-    else:
-        done = _run_parallel(todo, out, profile, device, steps, parallel, expired)
-    remaining = sum(not run_done(out, r, profile, steps) for r in runs)
-    complete = remaining == 0
-    if complete:
-        from .config import resolve_device
+    with folder_lock(out, f"evidence ({profile})"):
+        check_tokenizer(out, profile)
+        todo = []
+        for run in runs:
+            status, why = run_status(out, run, profile, steps)
+            if status == "other":
+                raise made_otherwise(out, run_name(*run), why)
+            if status == "changed":
+                raise ValueError(why)
+            if status == "corrupt":
+                set_aside(out / f"{run_name(*run)}.json", why)
+            if status != "done":
+                todo.append(run)
+        expired = (lambda: deadline is not None and time.monotonic() > deadline)
+        done: list[str] = []
+        if parallel <= 1:
+            for run in todo:
+                if expired():
+                    break
+                done.append(execute(run, str(out), profile, device, steps, progress))
+        else:
+            done = _run_parallel(todo, out, profile, device, steps, parallel, expired)
+        remaining = sum(not run_done(out, r, profile, steps) for r in runs)
+        complete = remaining == 0
+        if complete:
+            from .config import resolve_device
 
-        (out / COMPLETE).write_text(json.dumps({
-            "runs": sorted(run_name(*r) for r in runs), "profile": profile,
-            "protocol_version": PROTOCOL["version"], "steps": steps,
-            "device": resolve_device(device)}, indent=1) + "\n")
+            write_atomic(out / COMPLETE, json.dumps({
+                "runs": sorted(run_name(*r) for r in runs), "profile": profile,
+                "protocol_version": PROTOCOL["version"], "steps": steps,
+                "device": resolve_device(device)}, indent=1) + "\n")
     return {"done": done, "remaining": remaining, "complete": complete, "planned": len(runs)}
 
 
 COMPLETE = "complete.json"
 
 
-def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[str]:
-    """Up to ``parallel`` runs at once (spawned processes); a fine-tuning starts once its
-    pre-training is recorded.  The threads of a CPU are shared out between the workers."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
+def _worker(connection, out, profile, device, steps, threads, parent, token):
+    """A process of :func:`_run_parallel`: it trains the runs its parent sends, one at a time
+    (``None`` or a closed connection: no more), and answers each with ``("done", name)`` or
+    ``("error", message)``.  It writes into ``out`` under its parent's lock, stops (a training
+    after its current step, with a checkpoint) on SIGTERM or SIGINT, and does so by itself when
+    its parent is gone."""
+    import threading
 
+    from .train import Stopped
+
+    def stop(signum, frame):         # outside a training loop, which stops more gently
+        raise Stopped(128 + signum)
+
+    os.setpgid(0, 0)                 # a terminal's Ctrl-C reaches the parent only, which forwards it once
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+
+    def watch_parent():              # the parent was killed: stop as if it had forwarded SIGTERM
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    with joined(out, token):
+        while True:
+            try:
+                run = connection.recv()
+            except EOFError:
+                return
+            if run is None:
+                return
+            try:
+                connection.send(("done", execute(run, out, profile, device, steps, False, threads)))
+            except Exception as err:  # noqa: BLE001  (the parent raises it, in one line)
+                plain = isinstance(err, (ValueError, OSError))      # the errors whose message says it all
+                connection.send(("error", str(err) if plain else f"{type(err).__name__}: {err}"))
+
+
+def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[str]:
+    """Up to ``parallel`` runs at once, in as many spawned worker processes (each keeps its
+    tokenised data from run to run); a fine-tuning starts once its pre-training is recorded.
+    The threads of a CPU are shared out between the workers.
+
+    SIGTERM or SIGINT is forwarded to the workers, which stop after their current step with a
+    checkpoint; no new run starts and, once they have ended, :class:`compattn.train.Stopped` is
+    raised.  A failed run stops the others the same way, then its error is raised here.  Workers
+    whose parent is killed stop by themselves.
+    """
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    from .train import Stopped, _StopOnSignal
+
+    context = mp.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // parallel)
+    token = lock_token(out)
     pending = list(todo)
     waiting_for = {(r[1], r[2]) for r in todo if r[0] == "pretrain"}     # (variant, seed) not yet done
-    done, running = [], {}
-    with cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn")) as pool:
-        while pending or running:
-            while len(running) < parallel and not expired():
-                ready = next((r for r in pending if r[0] == "pretrain"
-                              or (r[1], pretrain_seed_of(r[2])) not in waiting_for), None)
-                if ready is None:
+    workers: dict = {}               # process -> [connection, the run it trains or None]
+    signalled: set = set()
+    done, failure = [], None
+
+    def forward(signum=None):        # SIGTERM to every worker, once (they stop alike on either signal)
+        for process in workers:
+            if process.pid not in signalled and process.is_alive():
+                signalled.add(process.pid)
+                os.kill(process.pid, signal.SIGTERM)
+
+    def ready_run():
+        return next((r for r in pending if r[0] == "pretrain"
+                     or (r[1], pretrain_seed_of(r[2])) not in waiting_for), None)
+
+    with _StopOnSignal(True, forward=forward) as stop:
+        try:
+            while True:
+                stopping = bool(stop.signum or failure)
+                if stopping:
+                    forward()
+                idle = [p for p, (_, run) in workers.items() if run is None and p.pid not in signalled]
+                while not stopping and not expired() and (run := ready_run()) is not None:
+                    if not idle and len(workers) < parallel:
+                        mine, theirs = context.Pipe()
+                        process = context.Process(target=_worker, args=(theirs, str(out), profile, device, steps,
+                                                                        threads, os.getpid(), token))
+                        process.start()
+                        theirs.close()
+                        workers[process] = [mine, None]
+                        idle.append(process)
+                    if not idle:
+                        break
+                    process = idle.pop()
+                    pending.remove(run)
+                    workers[process][1] = run
+                    try:
+                        workers[process][0].send(run)
+                    except OSError:
+                        pass                             # it ended: its sentinel says how
+                busy = {conn: p for p, (conn, run) in workers.items() if run is not None}
+                if not busy:
                     break
-                pending.remove(ready)
-                running[pool.submit(execute, ready, str(out), profile, device, steps, False, threads)] = ready
-            if not running:
-                break
-            finished_, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for future in finished_:
-                run = running.pop(future)
-                done.append(future.result())       # a failed run raises here
-                if run[0] == "pretrain":
-                    waiting_for.discard((run[1], run[2]))
+                for ready in wait(list(busy) + [p.sentinel for p in workers], timeout=1.0):
+                    if ready in busy:
+                        process = busy[ready]
+                        try:
+                            outcome = ready.recv()
+                        except (EOFError, OSError):
+                            continue                     # it ended: its sentinel says how
+                        run, workers[process][1] = workers[process][1], None
+                        if outcome[0] == "done":
+                            done.append(outcome[1])
+                            if run[0] == "pretrain":
+                                waiting_for.discard((run[1], run[2]))
+                        elif failure is None and not stop.signum:
+                            failure = outcome[1]
+                for process in [p for p in workers if not p.is_alive()]:
+                    connection, run = workers.pop(process)
+                    connection.close()
+                    if run is not None and failure is None and not stop.signum:
+                        failure = f"{run_name(*run)}: its worker process ended with exit code {process.exitcode}"
+        except BaseException:            # an error here, or a second signal: the workers stop now
+            for process in workers:
+                if process.is_alive():
+                    process.terminate()
+            raise
+        finally:
+            for process, (connection, _) in workers.items():
+                try:
+                    connection.send(None)                # no more runs: an idle worker ends
+                except OSError:
+                    pass
+                connection.close()
+            for process in workers:
+                process.join(timeout=60)
+                if process.is_alive():                   # only after an error here
+                    process.terminate()
+                    process.join(timeout=30)
+                    if process.is_alive():
+                        process.kill()
+    if stop.signum:
+        name = signal.Signals(stop.signum).name
+        print(f"evidence: {name} received; the running trainings stopped with their checkpoints, "
+              f"{len(done)} runs done now; run the same command again to resume", flush=True)
+        raise Stopped(128 + stop.signum)
+    if failure:
+        raise ValueError(failure)
     return done
 
 

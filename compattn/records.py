@@ -3,14 +3,19 @@
 A record carries its provenance -- variant, profile, seed, configuration, device, torch
 version, git commit, wall time, throughput, number of processes and the settings that define
 the run -- next to its learning curves and final metrics, so that every number the book
-shows can be traced to a run.
+shows can be traced to a run.  It also carries the sha256 of its own content
+(``content_sha256``), which :func:`read_record` checks: a record changed after it was written is
+refused, naming the file.  (Records written before the hash existed have none and are read as
+they are.)
 """
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
 from .config import PROFILES
+from .files import HASH_KEY, check_hash, json_hash
 
 
 def results_dir() -> Path:
@@ -52,6 +57,7 @@ RECORD_SCHEMA = {
         "settings": {"type": "object", "required": ["kind", "variant", "profile", "seed", "encoder", "train",
                                                     "tokenizer", "data", "world_size"]},
         "world_size": {"type": "integer", "minimum": 1},
+        HASH_KEY: {"type": "string"},
     },
     "allOf": [{"if": {"properties": {"kind": {"const": "finetune"}}},
                "then": {"required": ["task"], "properties": {"final": {"required": ["dev", "test"]}}}},
@@ -69,6 +75,20 @@ def validate_record(record: dict) -> None:
         validate_schema(record, RECORD_SCHEMA)
     except ValueError as err:
         raise ValueError(f"invalid run record at {err}") from None
+
+
+def read_record(path, validate: bool = True) -> dict:
+    """The JSON file ``path``, once the content hash it carries matches its content
+    (:class:`compattn.files.ContentChanged` otherwise), without that hash; with ``validate``, also
+    checked against the schema.  ``ValueError`` for a file that is not JSON."""
+    record = json.loads(Path(path).read_text())
+    if isinstance(record, dict) and HASH_KEY in record:
+        check_hash(record[HASH_KEY], json_hash(record), path, "record",
+                   "delete it (and its checkpoint) to run it again")
+        record = {key: value for key, value in record.items() if key != HASH_KEY}
+    if validate:
+        validate_record(record)
+    return record
 
 
 def validate_schema(instance, schema) -> None:

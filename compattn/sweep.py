@@ -3,20 +3,23 @@
 Every run writes one JSON record (``pretrain-<variant>-s<seed>.json``,
 ``finetune-<variant>-<task>-s<seed>.json``) next to its checkpoint, so a sweep that is
 stopped -- or runs out of its GPU lease -- resumes where it stopped: finished records are
-skipped, a half-finished run continues from its checkpoint.  ``aggregate`` and
-``results_table`` turn a directory of records into the tables the book shows.
+skipped, a half-finished run continues from its checkpoint.  While it runs, the output folder
+is locked (``compattn.files.folder_lock``): a second sweep, evidence run or training on it is
+refused, naming the holder.  ``aggregate`` and ``results_table`` turn a directory of records
+into the tables the book shows.
 """
 from __future__ import annotations
 
 import json
 import statistics
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from .progress import tqdm
-
 from .data import TASKS
-from .records import validate_record
+from .files import ContentChanged, folder_lock, write_atomic
+from .progress import tqdm
+from .records import read_record, validate_record
 
 
 def run_name(kind: str, variant: str, seed: int, task: str | None = None) -> str:
@@ -28,17 +31,19 @@ def run_name(kind: str, variant: str, seed: int, task: str | None = None) -> str
 
 
 def record_status(out: Path, name: str, settings: dict | None = None) -> tuple[str, str]:
-    """``(status, detail)`` of the record ``out/<name>.json``: ``"missing"``; ``"corrupt"`` (not
-    JSON, or not a valid record: ``detail`` says why); ``"other"`` (made with other settings than
-    ``settings``: ``detail`` names the differences); ``"done"``."""
+    """``(status, detail)`` of the record ``out/<name>.json``: ``"missing"``; ``"changed"`` (its
+    content does not match the hash written with it: ``detail`` is the refusal);
+    ``"corrupt"`` (not JSON, or not a valid record: ``detail`` says why); ``"other"`` (made with
+    other settings than ``settings``: ``detail`` names the differences); ``"done"``."""
     from .train import settings_differences
 
     path = Path(out) / f"{name}.json"
     if not path.exists():
         return "missing", ""
     try:
-        record = json.loads(path.read_text())
-        validate_record(record)
+        record = read_record(path)
+    except ContentChanged as err:
+        return "changed", str(err)
     except (ValueError, UnicodeDecodeError) as err:   # JSONDecodeError is a ValueError
         return "corrupt", str(err)
     if settings is not None:
@@ -48,6 +53,14 @@ def record_status(out: Path, name: str, settings: dict | None = None) -> tuple[s
         if diffs:
             return "other", "; ".join(diffs[:4]) + ("; ..." if len(diffs) > 4 else "")
     return "done", ""
+
+
+def made_otherwise(out: Path, name: str, why: str) -> ValueError:
+    """The refusal of a record made with other settings than the plan asks for (sweep and
+    evidence alike): what differs, and how to proceed."""
+    return ValueError(f"{Path(out) / (name + '.json')} was made with other settings than this run would use "
+                      f"({why}); delete it (and its checkpoint) to run it again with these settings, or use "
+                      "another --out")
 
 
 def finished(out: Path, name: str, settings: dict | None = None) -> bool:
@@ -133,30 +146,34 @@ def run_resumable(out: Path, runs, name_of, execute, *, settings_of=None, profil
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = list(runs)
-    for run in runs:                         # corrupt records never stop a sweep
-        path = out / f"{name_of(*run)}.json"
-        status, why = record_status(out, name_of(*run))
-        if status == "corrupt" and is_writer():
-            set_aside(path, why)
-    check_tokenizer(out, profile)
-    done = []
-    for run in tqdm(runs, desc=desc, disable=not progress):
-        name = name_of(*run)
-        wanted = settings_of(*run) if settings_of else None
-        status, why = record_status(out, name, wanted)
-        if status == "other":
-            raise ValueError(f"{out / (name + '.json')} was made with other settings than this run would use "
-                             f"({why}); delete it (and its checkpoint) to run it again, or use another --out")
-        if status == "corrupt" and is_writer():
-            set_aside(out / f"{name}.json", why)
-        if status != "done":
-            execute(*run)
-            done.append(name)
-            if settings_of and record_status(out, name, settings_of(*run))[0] != "done" and is_writer():
-                raise ValueError(f"{name} ran but its record does not hold the settings planned for it")
-    if is_writer():
-        mark_complete(out, [name_of(*run) for run in runs],
-                      settings={name_of(*run): settings_of(*run) for run in runs} if settings_of else None)
+    with folder_lock(out, desc) if is_writer() else nullcontext():
+        for run in runs:                     # corrupt records never stop a sweep; changed ones do
+            path = out / f"{name_of(*run)}.json"
+            status, why = record_status(out, name_of(*run))
+            if status == "changed":
+                raise ValueError(why)
+            if status == "corrupt" and is_writer():
+                set_aside(path, why)
+        check_tokenizer(out, profile)
+        done = []
+        for run in tqdm(runs, desc=desc, disable=not progress):
+            name = name_of(*run)
+            wanted = settings_of(*run) if settings_of else None
+            status, why = record_status(out, name, wanted)
+            if status == "other":
+                raise made_otherwise(out, name, why)
+            if status == "changed":
+                raise ValueError(why)
+            if status == "corrupt" and is_writer():
+                set_aside(out / f"{name}.json", why)
+            if status != "done":
+                execute(*run)
+                done.append(name)
+                if settings_of and record_status(out, name, settings_of(*run))[0] != "done" and is_writer():
+                    raise ValueError(f"{name} ran but its record does not hold the settings planned for it")
+        if is_writer():
+            mark_complete(out, [name_of(*run) for run in runs],
+                          settings={name_of(*run): settings_of(*run) for run in runs} if settings_of else None)
     return done
 
 
@@ -192,8 +209,7 @@ def check_tokenizer(out: Path, profile: str) -> None:
         raise ValueError(f"{out} holds runs made with tokenizer {', '.join(sorted(used))}, but the {profile!r} "
                          f"profile now loads tokenizer {current}; {fix}, or use a new --out")
     if not kept.exists() and tokenizer_id(load_tokenizer("sample")) != current:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        tokenizer.save(str(kept))
+        write_atomic(kept, tokenizer.to_str(pretty=True))
 
 
 # --- aggregation --------------------------------------------------------------------------------
@@ -204,9 +220,11 @@ def load_records(directory: Path) -> list[dict]:
     records = []
     for path in sorted(Path(directory).glob("*.json")):
         try:
-            record = json.loads(path.read_text())
+            record = read_record(path, validate=False)
             if "kind" in record:
                 validate_record(record)
+        except ContentChanged:
+            raise
         except (ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"{path}: {err}") from None
         if "kind" in record:
@@ -329,7 +347,7 @@ def mark_complete(out: Path, names, settings: dict | None = None) -> None:
     missing = [n for n in names if not finished(out, n, (settings or {}).get(n))]
     if missing:
         raise ValueError(f"{len(missing)} runs of {out} have no record yet, e.g. {missing[0]}")
-    (Path(out) / COMPLETE).write_text(json.dumps({"runs": sorted(names)}, indent=1) + "\n")
+    write_atomic(Path(out) / COMPLETE, json.dumps({"runs": sorted(names)}, indent=1) + "\n")
 
 
 def score_tables(summary: dict, chance: dict | None = None, per_table: int = 3) -> list[str]:

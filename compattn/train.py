@@ -3,8 +3,10 @@
 * AdamW (no decay on biases and norms), linear warm-up then linear decay, gradient clipping;
 * batches and masks are drawn from generators seeded by (seed, step), so a run is
   deterministic on a CPU and a resumed run continues exactly where it stopped;
-* checkpoints are written atomically (temporary file + rename) and loaded with
-  ``weights_only=True``; a killed run resumes to the same final weights;
+* checkpoints and records carry the sha256 of their content, checked on load, and are written
+  atomically into an output folder that one process at a time may write (``compattn.files``);
+  checkpoints are loaded with ``weights_only=True``; a killed run resumes to the same final
+  weights and the same curves (the running training-loss average is in the checkpoint);
 * ``device="auto"`` picks CUDA, where bf16 autocast and ``torch.compile`` are switched on;
 * under ``torchrun`` every process takes its slice of each batch (DistributedDataParallel,
   gloo on CPU, NCCL on CUDA, each process on its own GPU) and only rank 0 writes;
@@ -24,6 +26,7 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 
 from .config import TrainConfig, get_profile, resolve_device
 from .encoder import Encoder, EncoderConfig, masked_lm_loss, parameter_counts
+from .files import HASH_KEY, check_hash, content_hash, folder_lock, json_hash, write_atomic
 from .progress import tqdm
 
 MASK_RATE = 0.15
@@ -198,21 +202,23 @@ def encoded_once(key: tuple, tokenizer, encode):
 
 # --- checkpoints ---------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict):
-    """Write atomically: a crash mid-write leaves the previous checkpoint intact.  Only rank 0
-    of a distributed run writes."""
+    """Write ``state`` with the sha256 of its content (``content_sha256``), atomically: a crash
+    mid-write leaves the previous checkpoint intact.  Only rank 0 of a distributed run writes."""
     if not is_writer():
         return
+    import io
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    state = {key: value for key, value in state.items() if key != HASH_KEY}
+    buffer = io.BytesIO()
+    torch.save({**state, HASH_KEY: content_hash(state)}, buffer)
+    with folder_lock(path.parent, f"checkpoint {path.name}"):
+        write_atomic(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict:
+    """A checkpoint's state, once its content matches the sha256 written with it (a changed byte
+    in the weights is refused, naming the file)."""
     if not Path(path).exists():
         raise ValueError(f"no such file: checkpoint {path}")
     try:
@@ -222,6 +228,11 @@ def load_checkpoint(path: Path) -> dict:
                          f"{str(err)[:200]}); delete it to start the run over") from None
     if not isinstance(state, dict) or "model" not in state or "encoder" not in state:
         raise ValueError(f"checkpoint {path} is not a compattn checkpoint (no model/encoder entries)")
+    if HASH_KEY not in state:
+        raise ValueError(f"checkpoint {path} carries no content hash (made by an older version); delete it to "
+                         "start the run over")
+    found = state.pop(HASH_KEY)
+    check_hash(found, content_hash(state), path, "checkpoint", "delete it to start the run over")
     return state
 
 
@@ -301,9 +312,11 @@ def pretrained_settings(path) -> dict:
         key = (str(candidate), stat.st_mtime_ns, stat.st_size)
         if key not in _PRETRAINED:
             if candidate.suffix == ".json":
+                from .records import read_record
+
                 try:
-                    found = json.loads(candidate.read_text()).get("settings")
-                except json.JSONDecodeError:
+                    found = read_record(candidate, validate=False).get("settings")
+                except (json.JSONDecodeError, UnicodeDecodeError):
                     found = None
             else:
                 found = load_checkpoint(candidate).get("settings")
@@ -364,12 +377,13 @@ class Stopped(SystemExit):
 
 
 class _StopOnSignal:
-    """While active (main thread only), SIGTERM and SIGINT only set a flag; the loop checks it
-    after each step, writes its checkpoint and raises :class:`Stopped`."""
+    """While active (main thread only), SIGTERM and SIGINT only set a flag (and are passed to
+    ``forward``, e.g. to worker processes); the loop checks it after each step, writes its
+    checkpoint and raises :class:`Stopped`.  A second signal stops at once."""
 
-    def __init__(self, active: bool):
+    def __init__(self, active: bool, forward=None):
         self.active = active and threading.current_thread() is threading.main_thread()
-        self.signum, self.previous = 0, {}
+        self.signum, self.previous, self.forward = 0, {}, forward
 
     def __enter__(self):
         if self.active:
@@ -378,6 +392,8 @@ class _StopOnSignal:
         return self
 
     def _handle(self, signum, frame):
+        if self.forward is not None:
+            self.forward(signum)
         if self.signum:            # a second signal: stop now, as before
             raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
         self.signum = signum
@@ -385,6 +401,16 @@ class _StopOnSignal:
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def raise_stopped(signum, frame):
+    """A signal handler for a whole command (outside a training loop, which stops more gently):
+    raise :class:`Stopped` where the signal lands, so that ``finally`` blocks remove temporary
+    files and release the folder lock."""
+    name = signal.Signals(signum).name
+    print(f"{name} received: stopped; what was written is complete, run the same command again to continue",
+          file=__import__("sys").stderr, flush=True)
+    raise Stopped(128 + signum)
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -417,9 +443,11 @@ def _distributed(device: str = "cpu"):
 
 
 def is_writer() -> bool:
-    """Only rank 0 of a distributed run writes records and checkpoints or deletes files."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) \
-        or torch.distributed.get_rank() == 0
+    """Only rank 0 of a distributed run writes records and checkpoints or deletes files (before
+    the process group starts, ``torchrun``'s ``RANK`` says which process that is)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def allow_many_compiled_graphs():
@@ -467,34 +495,53 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
     rank, world = _distributed(device)
     if device == "cuda" and world > 1:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    # the output folder is this run's while it trains (rank 0 writes for every process)
+    with folder_lock(Path(checkpoint).parent, desc) if checkpoint is not None and rank == 0 else nullcontext():
+        return _run(objective, cfg, batch_fn, eval_fn, device, rank, world, checkpoint, progress, desc,
+                    tokens_per_step, settings, fast_cuda)
+
+
+def _resume(checkpoint, model, optimizer, settings, cfg, device) -> dict:
+    """The checkpoint's state, loaded into ``model`` and ``optimizer`` (with the random state),
+    once it is known to be this run's."""
+    state = load_checkpoint(checkpoint)
+    check_compatible(state, model.cfg, checkpoint)
+    if settings is not None:
+        saved = state.get("settings")
+        if saved is None:
+            raise ValueError(f"checkpoint {checkpoint} holds no settings (made by an older version); "
+                             "delete it to start the run over")
+        diffs = settings_differences(saved, settings)
+        if diffs:
+            raise ValueError(f"checkpoint {checkpoint} was made with other settings ({'; '.join(diffs[:4])}"
+                             f"{'; ...' if len(diffs) > 4 else ''}); delete it to start the run over with "
+                             "these settings, or use another output directory")
+    if state["step"] > cfg.steps:
+        raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past this run's {cfg.steps} steps; "
+                         "delete it to start the run over, or use another output directory")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"])
+    if device.startswith("cuda") and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], torch.device(device))
+    return state
+
+
+def _run(objective, cfg, batch_fn, eval_fn, device, rank, world, checkpoint, progress, desc, tokens_per_step,
+         settings, fast_cuda) -> dict:
+    model = objective.encoder
     cuda = device.startswith("cuda")
     objective.to(device)
     optimizer = _optimizer(model, cfg)
     history = {"step": [], "train_loss": [], "dev": []}
+    # the training losses since the last evaluation: the next point of the curve is their mean,
+    # so a checkpoint between two evaluations must keep them
+    running: list[float] = []
     start, wall_before = 0, 0.0
     if checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
-        check_compatible(state, model.cfg, checkpoint)
-        if settings is not None:
-            saved = state.get("settings")
-            if saved is None:
-                raise ValueError(f"checkpoint {checkpoint} holds no settings (made by an older version); "
-                                 "delete it to start the run over")
-            diffs = settings_differences(saved, settings)
-            if diffs:
-                raise ValueError(f"checkpoint {checkpoint} was made with other settings ({'; '.join(diffs[:4])}"
-                                 f"{'; ...' if len(diffs) > 4 else ''}); delete it to start the run over with "
-                                 "these settings, or use another output directory")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"])
-        if cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], torch.device(device))
-        start, history = state["step"], state["history"]
+        state = _resume(checkpoint, model, optimizer, settings, cfg, device)
+        start, history, running = state["step"], state["history"], list(state.get("running", []))
         wall_before = float(state.get("wall_time_s", 0.0))
-        if start > cfg.steps:
-            raise ValueError(f"checkpoint {checkpoint} is at step {start}, past this run's {cfg.steps} steps; "
-                             "delete it to start the run over, or use another output directory")
     # heads a step does not use (the classifier while pre-training) get no gradient: find_unused_parameters
     wrapped = (torch.nn.parallel.DistributedDataParallel(objective, find_unused_parameters=True)
                if world > 1 else objective)
@@ -503,7 +550,7 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
     fast = cuda and fast_cuda
     step_fn = torch.compile(wrapped) if fast else wrapped
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if fast else torch.autocast(device.split(":")[0], enabled=False)
-    t0, running = time.perf_counter(), []
+    t0 = time.perf_counter()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress or rank != 0, leave=False,
                mininterval=2.0)
 
@@ -511,23 +558,22 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
         save_checkpoint(checkpoint, {"step": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                      "rng": torch.get_rng_state(),
                                      "cuda_rng": torch.cuda.get_rng_state(torch.device(device)) if cuda else None,
-                                     "history": history, "encoder": asdict(model.cfg), "settings": settings,
-                                     "wall_time_s": wall_before + time.perf_counter() - t0})
+                                     "history": history, "running": running, "encoder": asdict(model.cfg),
+                                     "settings": settings, "wall_time_s": wall_before + time.perf_counter() - t0})
 
-    with _StopOnSignal(checkpoint is not None) as stop:
+    with _StopOnSignal(checkpoint is not None) as stop, _closing(bar):
         for step in bar:
             _train_step(step, objective, model, optimizer, step_fn, autocast, batch_fn, eval_fn, cfg, device,
                         rank, world, history, running)
             done = step + 1
             if done % cfg.eval_every == 0 or done == cfg.steps:
-                running = []
+                running.clear()
                 bar.set_postfix(loss=f"{history['train_loss'][-1]:.3f}")
             stopping = _agreed(stop.signum, world, device) if checkpoint is not None else 0
             if checkpoint is not None and rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps
                                                          or stopping):
                 save(done)
             if stopping:
-                bar.close()
                 name = signal.Signals(stopping).name
                 print(f"{desc}: {name} received, stopped after step {done} of {cfg.steps}; checkpoint "
                       f"{checkpoint} written, run the same command again to resume", flush=True)
@@ -538,6 +584,15 @@ def run(objective: Objective, cfg: TrainConfig, batch_fn, eval_fn, *, device="au
     return {"history": history, "wall_time_s": wall, "steps_run": cfg.steps - start, "device": device,
             "tokens_per_s": tokens_per_step * cfg.steps / wall if wall > 0 else None,
             "rank": rank, "world_size": world, "settings": settings}
+
+
+@contextmanager
+def _closing(bar):
+    """Clear the progress bar however the loop ends, so that an error starts on a line of its own."""
+    try:
+        yield bar
+    finally:
+        bar.close()
 
 
 def _agreed(signum: int, world: int, device: str) -> int:
@@ -849,15 +904,17 @@ def task_metrics(logits: torch.Tensor, y: torch.Tensor, regression: bool, n_clas
 
 
 def write_record(record: dict, path: Path):
-    """Validate, then write atomically (rank 0 only under DDP; the others wait for it)."""
+    """Validate, then write atomically with the sha256 of its content (``content_sha256``, checked
+    by :func:`compattn.records.read_record`); rank 0 only under DDP, the others wait for it."""
     from .records import validate_record
 
     validate_record(record)
     if is_writer():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        path = Path(path)
+        as_read = json.loads(json.dumps(record))         # the record as a reader will see it
+        sealed = {**as_read, HASH_KEY: json_hash(as_read)}
+        with folder_lock(path.parent, f"record {path.name}"):
+            write_atomic(path, json.dumps(sealed, indent=1, sort_keys=True) + "\n")
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()          # every process sees the record once this returns
 

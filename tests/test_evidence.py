@@ -161,3 +161,37 @@ def test_pilot_tables_are_split_to_fit():
     tables = sweep.score_tables(summary, {t: 0.5 for t in "abcdef"})
     assert len(tables) == 2
     assert all(t.splitlines()[0].count("|") - 1 <= 7 for t in tables)
+
+
+# --- the runner: what counts as done (the runner end to end: checks/test_evidence_run.py) -------
+def test_a_record_made_with_other_settings_is_refused_as_a_sweep_refuses_it(tmp_path):
+    """The runner never overwrites a record the plan did not ask for: it stops before training
+    anything, names the record and what differs, and says how to proceed."""
+    from compattn.train import pretrain_settings, write_record
+    from test_sweep import _fake_record
+
+    made = _fake_record("pretrain-none-s0", pretrain_settings("none", "tiny", 0, steps=3))
+    write_record(made, tmp_path / "pretrain-none-s0.json")
+    before = (tmp_path / "pretrain-none-s0.json").read_bytes()
+    kw = dict(variants=["none"], tasks=["word_order"], progress=False, device="cpu")
+    with pytest.raises(ValueError, match=r"pretrain-none-s0.json was made with other settings than this run "
+                                         r"would use \(train.steps: 3 -> 4\); delete it \(and its checkpoint\) to "
+                                         r"run it again with these settings, or use another --out"):
+        evidence.run_evidence(tmp_path, "tiny", steps={"pretrain": 4, "finetune": 1}, **kw)
+    assert (tmp_path / "pretrain-none-s0.json").read_bytes() == before
+    assert not list(tmp_path.glob("*.pt")), "nothing was trained"
+    assert evidence.run_status(tmp_path, ("pretrain", "none", 0, None), "tiny", {"pretrain": 3})[0] == "done"
+    # a record whose settings are gone is judged by its profile and step count, with the same refusal
+    legacy = {k: v for k, v in made.items() if k != "settings"}
+    write_record(legacy, tmp_path / "pretrain-none-s0.json")
+    with pytest.raises(ValueError, match=r"other settings .*it holds no settings"):
+        evidence.run_evidence(tmp_path, "tiny", steps={"pretrain": 3, "finetune": 1}, **kw)
+
+
+@pytest.mark.parametrize("bad", [dict(parallel=0), dict(parallel=True), dict(parallel=1.5),
+                                 dict(deadline=float("nan")), dict(steps={"pretrain": -1}),
+                                 dict(steps={"pretrain": True}), dict(steps={"pre": 2})])
+def test_runner_arguments_are_checked(tmp_path, bad):
+    with pytest.raises(ValueError, match="parallel|deadline|steps"):
+        evidence.run_evidence(tmp_path, "tiny", progress=False, **bad)
+    assert not tmp_path.joinpath("complete.json").exists() and not list(tmp_path.iterdir())

@@ -98,3 +98,144 @@ def test_many_compiled_variants_stay_compiled():
 
     T.allow_many_compiled_graphs()
     assert getattr(torch._dynamo.config, "recompile_limit", getattr(torch._dynamo.config, "cache_size_limit")) >= 256
+
+
+# --- integrity: content hashes, the folder lock, leftovers (compattn.files) ----------------------
+def flip_a_weight_byte(path, state, name="token_embedding.weight"):
+    """Change one byte inside a tensor's stored data (the zip entry itself stays readable)."""
+    data = bytearray(path.read_bytes())
+    stored = state["model"][name].contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+    at = data.find(stored[:256])
+    assert at > 0, "the tensor's bytes are stored as they are"
+    data[at + 101] ^= 0x7F
+    path.write_bytes(bytes(data))
+
+
+def test_a_changed_byte_in_the_weights_is_refused_naming_the_checkpoint(tmp_path, capsys):
+    from compattn.__main__ import main
+    from compattn.files import ContentChanged
+
+    T.pretrain("none", "tiny", steps=2, out=tmp_path, progress=False, **SMALL)
+    ckpt = tmp_path / "pretrain-none-s0.pt"
+    flip_a_weight_byte(ckpt, T.load_checkpoint(ckpt))
+    assert torch.load(ckpt, weights_only=True)["model"]           # torch itself loads it silently
+    with pytest.raises(ContentChanged, match=f"checkpoint {ckpt} was changed after it was written"):
+        T.load_checkpoint(ckpt)
+    with pytest.raises(ContentChanged):                           # nor does a resume take it
+        T.pretrain("none", "tiny", steps=2, out=tmp_path, progress=False, **SMALL)
+    assert main(["finetune", "--variant", "none", "--task", "wn_pos", "--steps", "1", "--pretrained", str(ckpt),
+                 "--out", str(tmp_path / "ft")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"checkpoint {ckpt} was changed after it was written" in err
+    state = torch.load(ckpt, weights_only=True)
+    del state["content_sha256"]
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match="carries no content hash"):
+        T.load_checkpoint(ckpt)
+
+
+def test_a_changed_record_is_refused_and_one_without_a_hash_is_read_as_it_is(tmp_path):
+    from compattn import sweep as S
+    from compattn.files import ContentChanged
+    from compattn.records import read_record
+
+    kw = dict(tasks=("wn_pos_context",), seeds=(0,), progress=False, steps={"pretrain": 1, "finetune": 1})
+    S.sweep(["none"], "tiny", tmp_path, **kw)
+    path = tmp_path / "pretrain-none-s0.json"
+    text = path.read_text()
+    record = read_record(path)
+    assert "content_sha256" in json.loads(text) and "content_sha256" not in record
+    path.write_text(text.replace('"world_size": 1', '"world_size": 2', 1))
+    with pytest.raises(ContentChanged, match=f"record {path} was changed after it was written"):
+        read_record(path)
+    assert S.record_status(tmp_path, "pretrain-none-s0")[0] == "changed"
+    with pytest.raises(ContentChanged, match="pretrain-none-s0.json was changed"):
+        S.load_records(tmp_path)
+    with pytest.raises(ValueError, match="pretrain-none-s0.json was changed after it was written .*; delete it"):
+        S.sweep(["none"], "tiny", tmp_path, **kw)
+    old = json.loads(text)
+    del old["content_sha256"]                                      # made before records carried one
+    path.write_text(json.dumps(old))
+    assert read_record(path) == record and S.sweep(["none"], "tiny", tmp_path, **kw) == []
+
+
+HOLDER = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("files", sys.argv[1])
+files = sys.modules["files"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(files)
+with files.folder_lock(sys.argv[2], "a test holder"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def hold_lock(folder):
+    """Another process holding ``folder``'s lock (compattn.files alone: a fast start)."""
+    import subprocess
+    import sys
+
+    import compattn.files
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, compattn.files.__file__, str(folder)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_is_taken_over(tmp_path,
+                                                                                               capsys):
+    import signal
+    import socket
+
+    from compattn.__main__ import main
+    from compattn.files import LOCK_NAME, FolderBusy, holder
+
+    proc = hold_lock(tmp_path)
+    try:
+        with pytest.raises(FolderBusy, match=f"is being written by another process \\(pid {proc.pid} on "
+                                             f"{socket.gethostname()}, `.*`, since 20"):
+            T.pretrain("none", "tiny", steps=1, out=tmp_path, progress=False, **SMALL)
+        assert main(["pretrain", "--variant", "none", "--steps", "1", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"pid {proc.pid}" in err
+        assert not list(tmp_path.glob("pretrain-*"))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert holder(tmp_path)["pid"] == proc.pid                    # the killed holder's note is still there
+    T.pretrain("none", "tiny", steps=1, out=tmp_path, progress=False, **SMALL)
+    err = capsys.readouterr().err
+    assert f"locked by pid {proc.pid}" in err and "no longer running; lock taken over" in err
+    assert not (tmp_path / LOCK_NAME).exists()                   # released at the end
+
+
+def test_leftover_temporary_files_are_removed_by_the_next_writer(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / f"pretrain-none-s0.pt.tmp{dead}").write_bytes(b"half a checkpoint")
+    (tmp_path / f"pretrain-none-s0.json.tmp{dead}").write_text("{")
+    (tmp_path / "pretrain-none-s0.pt.tmp1").write_bytes(b"pid 1 is running: not ours to remove")
+    T.pretrain("none", "tiny", steps=1, out=tmp_path, progress=False, **SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pretrain-none-s0.json", "pretrain-none-s0.pt",
+                                                          "pretrain-none-s0.pt.tmp1"]
+    assert "removed 2 temporary files" in capsys.readouterr().err
+
+
+def test_a_killed_data_check_leaves_nothing_behind_the_next_one(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from compattn.data import build
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    (tmp_path / build.MANIFEST).write_text(json.dumps({"files": {}}))
+    (tmp_path / f".check-{dead}" / "tasks").mkdir(parents=True)     # a check killed mid-build
+    (tmp_path / ".check-1").mkdir()                                 # pid 1 runs: its check may too
+    monkeypatch.setattr(build, "make", lambda cache, work, progress: work.mkdir() or {"files": {}})
+    assert build.rebuild_differences(tmp_path, progress=False) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".check-1", build.MANIFEST]

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from compattn import sweep as S
+from compattn.files import json_hash
 from compattn.train import finetune
 
 
@@ -111,6 +112,7 @@ def test_a_sweep_refuses_to_resume_with_another_tokenizer(tmp_path):
     path = tmp_path / "finetune-none-wn_pos_context-s0.json"
     changed = json.loads(path.read_text())
     changed["data"]["tokenizer"] = "0" * 16
+    changed["content_sha256"] = json_hash(changed)      # a record really made with another tokenizer
     path.write_text(json.dumps(changed))
     with pytest.raises(ValueError, match="holds runs made with tokenizer 0000000000000000"):
         S.sweep(["none"], "tiny", tmp_path, tasks=("wn_pos_context",), seeds=(0,), progress=False,

@@ -461,7 +461,13 @@ def rebuild_differences(data_dir: Path, progress: bool = True) -> list[str]:
     """Build once more from scratch (tokenizer included) in a temporary folder and name the files
     whose bytes differ from the installed build (empty list = reproducible)."""
     data_dir = Path(data_dir)
+    from ..files import pid_alive
+
     installed = json.loads((data_dir / MANIFEST).read_text())["files"]
+    for leftover in data_dir.glob(".check-*"):           # of checks that were killed
+        pid = leftover.name.removeprefix(".check-")
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
     work = data_dir / f".check-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     try:
