@@ -177,7 +177,8 @@ def main(argv=None) -> int:
     ev.add_argument("--hours", type=HOURS, default=None,
                     help="start no new run after this many hours (default: no deadline)")
     se = sub.add_parser("search", help="the recipe search before protocol v3 (resumable; compattn.search)")
-    se.add_argument("--arm", required=True, choices=("cpu", "gpu"), help="cpu: every candidate once; gpu: the budget curve")
+    se.add_argument("--arm", required=True, choices=("cpu", "gpu", "curve"),
+                    help="cpu: every candidate once; gpu: the budget curve; curve: protocol v3's budget curve")
     se.add_argument("--out", type=Path, required=True)
     se.add_argument("--device", default="auto")
     se.add_argument("--parallel", type=POSITIVE_INT, default=1, help="trainings at once")

@@ -2,6 +2,7 @@
 
     python -m compattn search --arm cpu --out DIR --parallel 2     # every candidate once
     python -m compattn search --arm gpu --out DIR --budget-s 420   # the budget curve, one GPU
+    python -m compattn search --arm curve --out DIR --parallel 2   # protocol v3's budget curve, CPU
 
 A run is one variant (``absolute`` or ``none``, seed 0) pre-trained with one candidate recipe
 for ``multiple`` times the candidate's steps; its record lands in ``DIR/<candidate>-x<multiple>/``.
@@ -16,7 +17,7 @@ import os
 import time
 from pathlib import Path
 
-from .protocol import SEARCH
+from .protocol import PROTOCOL_V3, SEARCH
 
 PROFILE = "cpu"                 # the base recipe is protocol v2's 'cpu' profile (a dry run: 'tiny')
 DEV_BLOCKS = 512                # dev blocks per evaluation, whatever the batch size
@@ -58,7 +59,16 @@ def plan(arm: str) -> list[tuple[str, int, str]]:
         runs = [(c, m, v) for c in SEARCH["candidates"]
                 for m in multiples.get(c, multiples["others"]) for v in SEARCH["variants"]]
         return sorted(runs, key=lambda r: (r[1] * SEARCH["candidates"][r[0]][2], r[0] != "base"))
-    raise ValueError(f"arm must be 'cpu' or 'gpu', got {arm!r}")
+    if arm == "curve":
+        return [("base", m, v) for m in curve_multiples() for v in PROTOCOL_V3["curve"]["variants"]]
+    raise ValueError(f"arm must be 'cpu', 'gpu' or 'curve', got {arm!r}")
+
+
+def curve_multiples() -> list[int]:
+    """The multiples of the base recipe's steps that protocol v3's budget curve runs itself (the
+    smaller budgets are the search's own records)."""
+    base = SEARCH["candidates"]["base"][0].get("steps", 2000)
+    return [steps // base for steps in PROTOCOL_V3["curve"]["steps"] if steps // base >= 4]
 
 
 def settings_of(run, profile: str = PROFILE, steps_cap: int | None = None) -> dict:
@@ -231,6 +241,50 @@ def verdict(cpu_records) -> dict:
     return {"complete": complete, "passing": [r["candidate"] for r in passing], "chosen": chosen, "why": why}
 
 
+def curve_points(search_records, curve_records) -> list[dict]:
+    """Protocol v3's budget curve: the base recipe at each budget of ``PROTOCOL_V3["curve"]``,
+    from the search's CPU records (base-x1, steps4k-x1) and the curve's own (base-x4, base-x8)."""
+    by_steps = {}
+    for r in rows(list(search_records) + list(curve_records)):
+        if r["candidate"] in ("base", "steps4k"):
+            by_steps.setdefault(r["steps"], r)
+    return [by_steps[s] for s in PROTOCOL_V3["curve"]["steps"] if s in by_steps]
+
+
+def curve_answer(points: list[dict]) -> dict:
+    """The curve's answer by ``PROTOCOL_V3["curve"]["answer"]``: ``{"reads_order_at"}`` (the
+    smallest measured budget that passes), or ``{"estimate"}``: lines in log2(steps) through the
+    three largest budgets, extrapolated to where the order gap reaches the gate's 0.10 and the
+    loss difference reaches 0, and ``"gpu_plan"``, the next power of two at or above the later."""
+    import math
+
+    passing = [p["steps"] for p in points if p["passes"]]
+    if passing:
+        return {"reads_order_at": min(passing), "estimate": None, "gpu_plan": min(passing)}
+    if len(points) < 3:
+        return {"reads_order_at": None, "estimate": None, "gpu_plan": None,
+                "why": f"{len(points)} budgets measured; the estimate needs three"}
+    last = sorted(points, key=lambda p: p["steps"])[-3:]
+    x = [math.log2(p["steps"]) for p in last]
+
+    def reach(ys, target, rising: bool):
+        """Steps at which the least-squares line of ``ys`` on log2(steps) meets ``target``
+        (``None`` when the line moves away from it)."""
+        mx, my = sum(x) / 3, sum(ys) / 3
+        slope = sum((a - mx) * (b - my) for a, b in zip(x, ys)) / sum((a - mx) ** 2 for a in x)
+        if (slope > 0) != rising:
+            return None
+        return 2 ** (mx + (target - my) / slope)
+
+    gap_at = reach([p["absolute_gap"] for p in last], PROTOCOL_V3["gate"]["min_order_gap_nats"], True)
+    loss_at = reach([p["difference"] for p in last], 0.0, False)
+    usable = [v for v in (gap_at, loss_at) if v is not None]
+    estimate = max(usable) if len(usable) == 2 else None
+    plan = 2 ** math.ceil(math.log2(estimate)) if estimate else None
+    return {"reads_order_at": None, "estimate": estimate, "gap_reaches_at": gap_at, "loss_crosses_at": loss_at,
+            "gpu_plan": plan}
+
+
 def table(rows_: list[dict]) -> str:
     """The rows as a Markdown table (losses and gaps in nats)."""
     lines = ["| recipe | × steps | absolute − none (dev loss) | order gap: absolute | passes |",
@@ -241,4 +295,4 @@ def table(rows_: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["overrides", "plan", "run_search", "load", "rows", "verdict", "table", "run_dir"]
+__all__ = ["overrides", "plan", "curve_multiples", "curve_points", "curve_answer", "run_search", "load", "rows", "verdict", "table", "run_dir"]

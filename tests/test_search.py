@@ -54,3 +54,36 @@ def test_the_choice_takes_the_cheapest_passing_candidate_then_the_lowest_loss():
     assert search.verdict(cpu_records({}))["chosen"] is None
     unfinished = [r for r in cpu_records({"mask30": (5.6, 0.3)}) if r["candidate"] != "base"]
     assert search.verdict(unfinished) == {**search.verdict(unfinished), "complete": False, "chosen": None}
+
+
+# --- protocol v3's budget curve ------------------------------------------------------------------
+def _point(steps, difference, gap):
+    return {"steps": steps, "difference": difference, "absolute_gap": gap,
+            "passes": gap >= 0.10 and difference < 0}
+
+
+def test_curve_runs_only_the_budgets_the_search_did_not():
+    assert search.plan("curve") == [("base", 4, "absolute"), ("base", 4, "none"),
+                                    ("base", 8, "absolute"), ("base", 8, "none")]
+    assert search.overrides("base", 8)[0]["steps"] == 16000
+
+
+def test_curve_answer_is_the_smallest_passing_budget():
+    points = [_point(2000, 0.04, 0.0), _point(4000, -0.01, 0.2), _point(8000, -0.1, 0.5)]
+    assert search.curve_answer(points)["reads_order_at"] == 4000
+
+
+def test_curve_answer_extrapolates_in_log_steps_when_none_passes():
+    # the gap rises 0.02 per doubling, 0.04 at 16k: 0.10 three doublings later (128k); the loss
+    # difference already crossed: the later of the two is the estimate, the GPU plan 2^17
+    points = [_point(4000, 0.01, 0.0), _point(8000, -0.01, 0.02), _point(16000, -0.03, 0.04)]
+    answer = search.curve_answer(points)
+    assert answer["reads_order_at"] is None
+    assert abs(answer["gap_reaches_at"] - 128000) < 1e-6 * 128000
+    assert abs(answer["estimate"] - 128000) < 1e-6 * 128000 and answer["gpu_plan"] == 131072
+
+
+def test_curve_answer_gives_no_estimate_when_the_gap_does_not_grow():
+    points = [_point(4000, 0.01, 0.0), _point(8000, 0.0, -0.001), _point(16000, -0.01, -0.002)]
+    answer = search.curve_answer(points)
+    assert answer["estimate"] is None and answer["gap_reaches_at"] is None
