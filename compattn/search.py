@@ -87,10 +87,13 @@ def is_done(out: Path, run, profile: str = PROFILE, steps_cap: int | None = None
 
 
 def execute(run, out: str, device: str, threads: int | None = None, profile: str = PROFILE,
-            steps_cap: int | None = None) -> str:
-    """Pre-train one planned run (in this process); returns where its record is."""
+            steps_cap: int | None = None, token: str | None = None) -> str:
+    """Pre-train one planned run (in this process); returns where its record is.  ``token``: the
+    lock of the run's folder, held by the runner that started this process (absolute and none
+    of one recipe write into one folder at the same time)."""
     import torch
 
+    from .files import joined
     from .train import pretrain
 
     if threads:
@@ -99,8 +102,9 @@ def execute(run, out: str, device: str, threads: int | None = None, profile: str
     train, model = overrides(candidate, multiple, profile, steps_cap)
     folder = Path(out) / run_dir(candidate, multiple)
     folder.mkdir(parents=True, exist_ok=True)
-    pretrain(variant, profile, seed=SEARCH["seed"], out=folder, device=device, progress=False,
-             train_overrides=train, fast_cuda=False, **model)
+    with joined(folder, token):
+        pretrain(variant, profile, seed=SEARCH["seed"], out=folder, device=device, progress=False,
+                 train_overrides=train, fast_cuda=False, **model)
     (folder / f"pretrain-{variant}-s{SEARCH['seed']}.pt").unlink(missing_ok=True)   # records travel, not weights
     return str(folder / f"pretrain-{variant}-s{SEARCH['seed']}.json")
 
@@ -119,9 +123,11 @@ def run_search(out, arm: str, *, device: str = "auto", parallel: int = 1, deadli
     still going ``grace_s`` after the deadline are stopped (their records are never written);
     a run that would not finish in time at the step times seen so far is not started."""
     import concurrent.futures as cf
+    import contextlib
     import multiprocessing as mp
 
     from .config import resolve_device
+    from .files import folder_lock, lock_token
 
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"parallel must be a positive int, got {parallel!r}")
@@ -149,6 +155,13 @@ def run_search(out, arm: str, *, device: str = "auto", parallel: int = 1, deadli
         steps = overrides(run[0], run[1], profile, cap)[0]["steps"]
         return time.monotonic() + steps * step_s.get(run[0], max(step_s.values())) < deadline
 
+    # the runner holds the lock of every folder it will write into, and its workers join it
+    locks = contextlib.ExitStack()
+    tokens = {}
+    for folder in dict.fromkeys(run_dir(*r[:2]) for r in todo):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        locks.enter_context(folder_lock(out / folder, f"search ({arm})"))
+        tokens[folder] = lock_token(out / folder)
     pool = cf.ProcessPoolExecutor(parallel, mp_context=mp.get_context("spawn"))
     running = {}
     try:
@@ -159,7 +172,8 @@ def run_search(out, arm: str, *, device: str = "auto", parallel: int = 1, deadli
                     skipped.append(run)
                     log(f"search: skipped {run_dir(*run[:2])} {run[2]} (cannot finish before the deadline)")
                     continue
-                running[pool.submit(execute, run, str(out), device, threads, profile, cap)] = run
+                running[pool.submit(execute, run, str(out), device, threads, profile, cap,
+                                    tokens[run_dir(*run[:2])])] = run
                 log(f"search: started {run_dir(*run[:2])} {run[2]}")
             if not running:
                 break
@@ -183,6 +197,7 @@ def run_search(out, arm: str, *, device: str = "auto", parallel: int = 1, deadli
             if process.is_alive() and running:
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+        locks.close()
     remaining = [r for r in plan(arm) if not is_done(out, r, profile, cap)]
     return {"done": len(done), "failed": failed, "skipped": len(skipped), "remaining": len(remaining),
             "planned": len(plan(arm)), "hours": spent_hours(out)}
