@@ -300,6 +300,26 @@ def curve_answer(points: list[dict]) -> dict:
             "gpu_plan": plan}
 
 
+def budget_sentence(points: list[dict]) -> str:
+    """The scorecard's one sentence: the smallest budget at which this code's ``absolute``
+    reads word order, from the budget curve ``points`` (:func:`curve_points`)."""
+    if not points:
+        return "The budget curve has no records yet, so no budget is known at which absolute reads word order."
+    answer = curve_answer(points)
+    largest = max(p["steps"] for p in points)
+    if answer["reads_order_at"]:
+        return (f"With the base recipe on the CPU, this code's absolute reads word order from "
+                f"{answer['reads_order_at']:,} pre-training steps on (order gap at least "
+                f"{PROTOCOL_V3['gate']['min_order_gap_nats']:.2f} nats, dev loss below none's).")
+    if answer["estimate"]:
+        return (f"Up to {largest:,} pre-training steps of the base recipe this code's absolute does not "
+                f"read word order; extrapolated in log-steps it would from about {answer['estimate']:,.0f} "
+                f"steps, so the GPU run is planned at {answer['gpu_plan']:,} steps.")
+    return (f"Up to {largest:,} pre-training steps of the base recipe this code's absolute does not read "
+            f"word order, and its order gap does not yet grow with the budget, so the measured budgets "
+            f"give no estimate of when it would.")
+
+
 def table(rows_: list[dict]) -> str:
     """The rows as a Markdown table (losses and gaps in nats)."""
     lines = ["| recipe | × steps | absolute − none (dev loss) | order gap: absolute | passes |",
@@ -310,4 +330,4 @@ def table(rows_: list[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["overrides", "plan", "curve_multiples", "curve_points", "curve_answer", "run_search", "load", "rows", "verdict", "table", "run_dir"]
+__all__ = ["overrides", "plan", "curve_multiples", "curve_points", "curve_answer", "budget_sentence", "run_search", "load", "rows", "verdict", "table", "run_dir"]

@@ -87,3 +87,14 @@ def test_curve_answer_gives_no_estimate_when_the_gap_does_not_grow():
     points = [_point(4000, 0.01, 0.0), _point(8000, 0.0, -0.001), _point(16000, -0.01, -0.002)]
     answer = search.curve_answer(points)
     assert answer["estimate"] is None and answer["gap_reaches_at"] is None
+
+
+def test_the_budget_sentence_says_what_the_curve_found():
+    assert "from 4,000 pre-training steps" in search.budget_sentence(
+        [_point(2000, 0.04, 0.0), _point(4000, -0.01, 0.2)])
+    extrapolated = search.budget_sentence(
+        [_point(4000, 0.01, 0.0), _point(8000, -0.01, 0.02), _point(16000, -0.03, 0.04)])
+    assert "does not read word order" in extrapolated and "131,072" in extrapolated
+    assert "no estimate" in search.budget_sentence(
+        [_point(4000, 0.01, 0.0), _point(8000, 0.0, -0.001), _point(16000, -0.01, -0.002)])
+    assert "no records" in search.budget_sentence([])
