@@ -129,6 +129,9 @@ def test_chaos_ends_with_every_record_correct_or_refused(tmp_path):
                 break
         elif code in (143, -signal.SIGKILL):
             continue
+        elif code == -signal.SIGTERM:     # it came while Python was still importing torch, before
+            assert not err.strip(), err[-3000:]   # the command set its handler: nothing begun
+            continue
         elif code == 2:
             message = error_line(err)
             if "was changed after it was written" in message or "is corrupted or not" in message:
