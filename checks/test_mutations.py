@@ -1,24 +1,47 @@
 """The mutation check: every planted error of ``checks/mutants/`` is caught by the tests named
 with it (see ``checks/mutation.py``).  The unchanged copy passes the same tests first, so a
-kill means the tests saw the error, not a broken copy."""
+kill means the tests saw the error, not a broken copy.
+
+The copies are tested two at a time (``COMPATTN_MUTATION_WORKERS``): each is a separate pytest
+process, mostly waiting on its own start-up and subprocesses, so two of them share two cores
+well and the check takes about half as long."""
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from mutation import all_mutants, run_tests, survives, tracked_copy
 
 MUTANTS = all_mutants()
+WORKERS = int(os.environ.get("COMPATTN_MUTATION_WORKERS", "2"))
 
 
-def test_the_unchanged_copy_passes_every_mutants_tests(tmp_path):
-    root = tracked_copy(tmp_path / "repo")
+def unchanged(workdir):
+    """``(passed, output)`` of every mutant's tests on an unchanged copy."""
+    root = tracked_copy(workdir / "repo")
     for mutant in MUTANTS:
         apply_check = (root / mutant.file).read_text().count(mutant.old)
         assert apply_check == 1, f"mutant {mutant.name!r} does not apply to {mutant.file}"
-    tests = sorted({t for m in MUTANTS for t in m.tests})
-    result = run_tests(root, tests)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    result = run_tests(root, sorted({t for m in MUTANTS for t in m.tests}))
+    return result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Every copy tested once, ``WORKERS`` at a time, the slowest (the unchanged copy) first."""
+    base = tmp_path_factory.mktemp("mutation")
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        jobs = {None: pool.submit(unchanged, base / "unchanged")}
+        jobs.update({m.name: pool.submit(survives, m, base / f"m{i}") for i, m in enumerate(MUTANTS)})
+        return {name: job.result() for name, job in jobs.items()}
+
+
+def test_the_unchanged_copy_passes_every_mutants_tests(outcomes):
+    passed, output = outcomes[None]
+    assert passed, output
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.name for m in MUTANTS])
-def test_planted_error_is_caught(mutant, tmp_path):
-    survived, output = survives(mutant, tmp_path)
+def test_planted_error_is_caught(mutant, outcomes):
+    survived, output = outcomes[mutant.name]
     assert not survived, f"mutant {mutant.name!r} survived {list(mutant.tests)}:\n{output}"
