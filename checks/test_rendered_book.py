@@ -581,7 +581,7 @@ def test_raw_tex_in_snippets_is_caught(browser, served):
 
 
 # Chapters whose every figure goes through compattn.plots.show and a {glue:figure}.
-CAPTIONED_CHAPTERS = ("book/10_all_variants", "book/11_fast")
+CAPTIONED_CHAPTERS = ("book/10_all_variants", "book/11_fast", "book/23_kernels")
 
 
 @pytest.mark.parametrize("page", CAPTIONED_CHAPTERS)

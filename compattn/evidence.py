@@ -423,8 +423,26 @@ def progress_of(directory: Path, profile: str) -> dict:
     return {"recorded": recorded, "planned": len(runs)}
 
 
+def progress_lines(root: Path | None = None) -> list[str]:
+    """One line per evidence directory that holds at least one record: how many of its planned
+    runs are recorded, on which profile and device.  A profile with no record is not
+    mentioned at all: evidence that does not exist is not announced."""
+    from .sweep import load_records
+
+    lines = []
+    for profile in EVIDENCE_DIRS:
+        where = evidence_dir(profile, root)
+        got = progress_of(where, profile)
+        if not got["recorded"]:
+            continue
+        devices = sorted({r["device"] for r in load_records(where)})
+        lines.append(f"{where.name}: {got['recorded']} of {got['planned']} runs recorded "
+                     f"(profile {profile}, device {', '.join(devices)})")
+    return lines
+
+
 __all__ = ["PROTOCOL", "plan", "run_evidence", "best_evidence", "evidence_dir", "progress_of",
-           "unigram_baseline", "plateau_exit", "run_done"]
+           "progress_lines", "unigram_baseline", "plateau_exit", "run_done"]
 
 
 # --- analysis: everything the chapters show, by the protocol's rules ----------------------------

@@ -324,35 +324,56 @@ def plot_scaling(results: dict, lengths, key: str = "median_ms", ylabel: str = "
 
 
 def kernel_attention(logits, seq_len: int, clip: bool = True):
-    """The attention a kernel alone gives over the keys of a ``seq_len``-token sequence:
-    an array (T, T) whose row i is the softmax over keys j of ``logits[clip(j - i) + ℓ]``.
+    """The weights a kernel alone puts on the keys of a ``seq_len``-token sequence: an
+    array (T, T) whose row i belongs to query i.
 
     ``logits`` has 2ℓ+1 entries for the offsets r = j - i = -ℓ..ℓ.  With ``clip`` (composite
-    attention's ``outside="clip"``) every key beyond the window reuses the edge entry, so an
-    edge column stands for *every* offset beyond ±ℓ; without it (a convolution) those keys
-    get nothing."""
+    attention's ``outside="clip"``) row i is the softmax over keys j of
+    ``logits[clip(j - i) + ℓ]``: every key beyond the window reuses the edge entry, so an
+    edge column stands for *every* offset beyond ±ℓ.  Without it (a zero-padded
+    convolution) the kernel is the softmax over its 2ℓ+1 taps, placed around the diagonal
+    as :func:`kernel_band` does: keys beyond the window get nothing, and near the ends of
+    the sequence the taps that fall outside it are lost, so those rows sum to less than 1
+    (they are not renormalised, exactly as the convolution's own ``mixing_matrix``)."""
     import numpy as np
 
     logits = np.asarray(logits, dtype=float)
+    if not clip:
+        taps = np.exp(logits - logits.max())
+        return kernel_band(taps / taps.sum(), seq_len)
     max_rel = (len(logits) - 1) // 2
     offsets = np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None]          # j - i
-    inside = np.abs(offsets) <= max_rel
     scores = logits[np.clip(offsets, -max_rel, max_rel) + max_rel]
-    if not clip:
-        scores = np.where(inside, scores, -np.inf)
     scores = scores - scores.max(1, keepdims=True)
     weights = np.exp(scores)
     return weights / weights.sum(1, keepdims=True)
 
 
+def kernel_band(weights, seq_len: int):
+    """The (T, T) band of a zero-padded convolution with the 2ℓ+1 tap ``weights`` (offsets
+    r = j - i = -ℓ..ℓ): row i holds ``weights[j - i + ℓ]`` at every key j inside the
+    sequence.  Taps that fall outside it are dropped, not renormalised."""
+    import numpy as np
+
+    weights = np.asarray(weights, dtype=float)
+    max_rel = (len(weights) - 1) // 2
+    offsets = np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None]          # j - i
+    inside = np.abs(offsets) <= max_rel
+    return np.where(inside, weights[np.clip(offsets, -max_rel, max_rel) + max_rel], 0.0)
+
+
 def kernel_reach(logits, seq_len: int, clip: bool = True) -> dict:
-    """How far a kernel reaches in a ``seq_len``-token sequence, averaged over the queries:
-    ``{"reach": mean |j - i| under kernel_attention, "beyond": the mass on keys outside ±ℓ}``.
-    Zero logits give the uniform baseline, computed the same way."""
+    """How far a kernel reaches in a ``seq_len``-token sequence, averaged over the queries,
+    with the weights of :func:`kernel_attention`: ``{"reach": mean over queries of
+    sum_j w_ij |j - i|, "beyond": the weight on keys outside ±ℓ, "lost": the weight that
+    falls outside the sequence}``.  Only a zero-padded convolution (``clip=False``) loses
+    weight: its edge rows keep only the taps that land on real keys, and the lost taps
+    reach nothing.  Zero logits give the uniform baseline, computed the same way."""
     import numpy as np
 
     weights = kernel_attention(logits, seq_len, clip)
     max_rel = (len(logits) - 1) // 2
     distance = np.abs(np.arange(seq_len)[None, :] - np.arange(seq_len)[:, None])
     return {"reach": float((weights * distance).sum(1).mean()),
-            "beyond": float((weights * (distance > max_rel)).sum(1).mean())}
+            "beyond": float((weights * (distance > max_rel)).sum(1).mean()),
+            "lost": 0.0 if clip else float((1.0 - weights.sum(1)).mean())}

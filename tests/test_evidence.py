@@ -195,3 +195,11 @@ def test_runner_arguments_are_checked(tmp_path, bad):
     with pytest.raises(ValueError, match="parallel|deadline|steps"):
         evidence.run_evidence(tmp_path, "tiny", progress=False, **bad)
     assert not tmp_path.joinpath("complete.json").exists() and not list(tmp_path.iterdir())
+
+
+def test_progress_lines_do_not_announce_evidence_that_does_not_exist(tmp_path):
+    assert evidence.progress_lines(tmp_path) == []
+    (tmp_path / evidence.EVIDENCE_DIRS["gpu"]).mkdir()           # a folder, no record yet
+    assert evidence.progress_lines(tmp_path) == []
+    committed = evidence.progress_lines()
+    assert all(" 0 of " not in line and "none yet" not in line for line in committed)

@@ -18,4 +18,10 @@ MUTANTS = [
     Mutant("a reference without its link", "book/references.bib",
            "url       = {https://arxiv.org/abs/1901.10430}", "note      = {https://arxiv.org/abs/1901.10430}",
            ("tests/test_project_files.py::test_every_reference_has_a_doi_or_a_url",)),
+    Mutant("a convolution's reach renormalises its edge rows", "compattn/plots.py",
+           "        return kernel_band(taps / taps.sum(), seq_len)",
+           "        band = kernel_band(taps / taps.sum(), seq_len)\n"
+           "        return band / band.sum(1, keepdims=True)",
+           ("tests/test_kernel_reach.py::test_a_lightconv_kernel_placed_by_the_book_is_the_mixers_own_matrix",
+            "tests/test_kernel_reach.py::test_an_edge_row_loses_exactly_the_taps_outside_the_sequence")),
 ]
