@@ -285,7 +285,8 @@ def _command(args) -> int:
             deadline = time.monotonic() + 3600 * args.hours if args.hours is not None else None
             result = run_evidence(out, args.profile, device=args.device, parallel=args.parallel,
                                   deadline=deadline, protocol=args.protocol)
-            print(f"evidence (protocol v{args.protocol}): {len(result['done'])} runs done now, {result['remaining']} of "
+            print(f"evidence (protocol v{args.protocol}): {len(result['done'])} runs done now, "
+                  f"{result['remaining']} of "
                   f"{result['planned']} remaining; complete: {result['complete']}; records in {out}")
             return 0
         if args.command == "search":
