@@ -31,8 +31,8 @@ RUNNER = textwrap.dedent(f"""
     from compattn import __main__ as cli, evidence
     evidence.run_evidence = functools.partial(evidence.run_evidence, steps={STEPS!r}, progress=False,
                                               variants={SMALL['variants']!r}, tasks={SMALL['tasks']!r})
-    sys.exit(cli.main(["evidence", "--profile", "tiny", "--out", sys.argv[1], "--parallel", "2",
-                       "--device", "cpu"]))
+    sys.exit(cli.main(["evidence", "--protocol", "2", "--profile", "tiny", "--out", sys.argv[1],
+                       "--parallel", "2", "--device", "cpu"]))
 """)
 
 

@@ -5,7 +5,7 @@
     python -m compattn finetune --variant composite --task wn_pos --pretrained runs/pretrain-composite-s0.pt
     python -m compattn sweep --profile small --out compattn/results/sweep-small
     python -m compattn beyond --profile small --out compattn/results/beyond-small
-    python -m compattn evidence --profile cpu --hours 2   # resumable; Part III's protocol
+    python -m compattn evidence --parallel 2      # protocol v3, resumable (--protocol 2: the earlier one)
     python -m compattn bench --out compattn/results/bench-cpu.json
     python -m compattn gpu-run --out DIR --budget-s 540     # everything on one GPU (compattn/gpu.py)
 
@@ -170,8 +170,11 @@ def main(argv=None) -> int:
     by.add_argument("--seeds", type=SEED, nargs="+", default=[0])
     by.add_argument("--device", default="auto")
     ev = sub.add_parser("evidence", help="the evidence protocol of Part III (resumable; compattn.evidence)")
+    ev.add_argument("--protocol", type=int, choices=(2, 3), default=3,
+                    help="3 (default): protocol v3, compattn.protocol.PROTOCOL_V3; 2: the earlier protocol")
     ev.add_argument("--profile", default="cpu", help="cpu | gpu (default cpu); another profile needs --out")
-    ev.add_argument("--out", type=Path, default=None, help="default: compattn/results/evidence-<profile>")
+    ev.add_argument("--out", type=Path, default=None,
+                    help="default: compattn/results/evidence-v3-<profile> (v2: evidence-<profile>)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--parallel", type=POSITIVE_INT, default=1, help="trainings at once")
     ev.add_argument("--hours", type=HOURS, default=None,
@@ -278,11 +281,12 @@ def _command(args) -> int:
             if args.out is None and args.profile not in EVIDENCE_DIRS:
                 raise ValueError(f"evidence --profile {args.profile} needs --out DIR: only the profiles "
                                  f"{', '.join(EVIDENCE_DIRS)} have a folder of their own under compattn/results")
-            out = _writable_folder(args.out or evidence_dir(args.profile))
+            out = _writable_folder(args.out or evidence_dir(args.profile, protocol=args.protocol))
             deadline = time.monotonic() + 3600 * args.hours if args.hours is not None else None
             result = run_evidence(out, args.profile, device=args.device, parallel=args.parallel,
-                                  deadline=deadline)
-            print(f"evidence: {len(result['done'])} runs done now, {result['remaining']} of "
+                                  deadline=deadline, protocol=args.protocol)
+            print(f"evidence (protocol v{args.protocol}): {len(result['done'])} runs done now, "
+                  f"{result['remaining']} of "
                   f"{result['planned']} remaining; complete: {result['complete']}; records in {out}")
             return 0
         if args.command == "search":

@@ -7,6 +7,10 @@ count, and the verdict rule with every threshold.  Chapter 10 prints it; the ana
 
 ``run_evidence(out, profile)`` trains what :func:`plan` lists: every variant pre-trained with
 every pre-training seed, each checkpoint fine-tuned on every task with every fine-tuning seed.
+``protocol=3`` runs protocol v3 instead (``compattn.protocol.PROTOCOL_V3``: its nine variants,
+five pre-training seeds, its tasks, fine-tuning by epochs over a capped subset), into a folder
+of its own (:func:`evidence_dir`); the library's default stays ``PROTOCOL`` (v2), whose records
+the book shows as the earlier protocol, and the command line's default is 3.
 It resumes where it stopped (a run counts as done when its record is there and matches the
 plan), may run several trainings at once, stops starting new runs at a deadline, and writes
 ``complete.json`` only when every planned run is recorded.
@@ -21,9 +25,32 @@ import time
 from pathlib import Path
 
 from .files import ContentChanged, folder_lock, joined, lock_token, write_atomic
-from .protocol import PROTOCOL, plateau_exit, unigram_baseline
+from .protocol import FINETUNE_V3, PROTOCOL, PROTOCOL_V3, PROTOCOLS, plateau_exit, unigram_baseline
 
-EVIDENCE_DIRS = {"cpu": "evidence-cpu", "gpu": "evidence-gpu"}
+EVIDENCE_DIRS = {"cpu": "evidence-cpu", "gpu": "evidence-gpu"}      # protocol v2's folders
+DEFAULT_PROTOCOL = PROTOCOL["version"]
+
+
+def _rules(protocol: int) -> dict:
+    """The protocol of version ``protocol`` (``compattn.protocol.PROTOCOLS``), or a ValueError."""
+    if isinstance(protocol, bool) or protocol not in PROTOCOLS:
+        raise ValueError(f"protocol is one of {', '.join(map(str, PROTOCOLS))}; got {protocol!r}")
+    return PROTOCOLS[protocol]
+
+
+def run_options(kind: str, protocol: int) -> dict:
+    """What a run of ``kind`` passes to :func:`compattn.train.pretrain` / ``finetune`` (and their
+    ``*_settings``) under ``protocol``: nothing for v2, whose runs stay as they were; for v3 its
+    version and, for a fine-tuning, the recipe of ``compattn.protocol.FINETUNE_V3``."""
+    _rules(protocol)
+    if protocol == 2:
+        return {}
+    if kind == "pretrain":
+        return {"protocol": protocol}
+    recipe = FINETUNE_V3
+    return {"protocol": protocol, "epochs": recipe["epochs"], "max_examples": recipe["max_examples"],
+            "train_overrides": {"batch_size": recipe["batch_size"], "lr": recipe["lr"],
+                                "warmup": recipe["warmup"]}}
 
 
 def protocol_text(width: int = 88) -> str:
@@ -73,15 +100,17 @@ def pretrain_seed_of(finetune_seed_: int) -> int:
     return finetune_seed_ // 100
 
 
-def plan(profile: str, variants=None, tasks=None) -> list[tuple]:
+def plan(profile: str, variants=None, tasks=None, protocol: int = DEFAULT_PROTOCOL) -> list[tuple]:
     """The runs of the protocol in order: ``("pretrain", variant, seed, None)`` and
-    ``("finetune", variant, seed, task)`` (fine-tuning seeds as in ``PROTOCOL["seeds"]``).
-    Pre-trainings come first, seed-major, so a partial run has every variant at seed 0 early."""
+    ``("finetune", variant, seed, task)`` (fine-tuning seeds as in the protocol's ``seeds``).
+    Pre-trainings come first, seed-major, so a partial run has every variant at seed 0 early.
+    Variants: v2's are every registered one, v3's its list; tasks and seeds are the protocol's."""
     from .registry import variants as all_variants
 
-    variants = list(variants or all_variants())
-    tasks = list(tasks or PROTOCOL["tasks"])
-    seeds = PROTOCOL["seeds"]
+    rules = _rules(protocol)
+    variants = list(variants or (all_variants() if protocol == 2 else rules["variants"]))
+    tasks = list(tasks or rules["tasks"])
+    seeds = rules["seeds"]
     runs = []
     for p in seeds["pretrain"]:
         for v in variants:
@@ -102,18 +131,19 @@ def pretrain_checkpoint(out: Path, variant: str, finetune_seed_: int) -> Path:
 
 
 # --- is a run done? (the one place that knows the runs helper's settings contract) --------------
-def expected_settings(run: tuple, out: Path, profile: str, steps: dict):
+def expected_settings(run: tuple, out: Path, profile: str, steps: dict, protocol: int = DEFAULT_PROTOCOL):
     """What a record of ``run`` must say it was made with, or ``None`` when ``train`` has no
     ``*_settings`` functions (then the planned step count is checked instead)."""
     from . import train
 
     kind, variant, seed, task = run
+    options = run_options(kind, protocol)
     try:
         if kind == "pretrain" and hasattr(train, "pretrain_settings"):
-            return train.pretrain_settings(variant, profile, seed, steps=steps.get("pretrain"))
+            return train.pretrain_settings(variant, profile, seed, steps=steps.get("pretrain"), **options)
         if kind == "finetune" and hasattr(train, "finetune_settings"):
             return train.finetune_settings(variant, task, pretrain_checkpoint(out, variant, seed), profile,
-                                           seed, steps=steps.get("finetune"))
+                                           seed, steps=steps.get("finetune"), **options)
     except ContentChanged:                      # a changed checkpoint is refused, never passed over
         raise
     except (TypeError, ValueError, OSError):   # another signature, or a checkpoint that is
@@ -121,7 +151,8 @@ def expected_settings(run: tuple, out: Path, profile: str, steps: dict):
     return None
 
 
-def run_status(out: Path, run: tuple, profile: str, steps: dict) -> tuple[str, str]:
+def run_status(out: Path, run: tuple, profile: str, steps: dict,
+               protocol: int = DEFAULT_PROTOCOL) -> tuple[str, str]:
     """``(status, detail)`` of a planned run's record, as :func:`compattn.sweep.record_status` says
     it (``"done"``, ``"missing"``, ``"corrupt"``, ``"changed"`` or ``"other"``), against the
     settings the plan asks for (or, where those cannot be computed, its profile and step count).
@@ -132,32 +163,50 @@ def run_status(out: Path, run: tuple, profile: str, steps: dict) -> tuple[str, s
     from .sweep import record_status
 
     name = run_name(*run)
-    want = expected_settings(run, out, profile, steps)
+    want = expected_settings(run, out, profile, steps, protocol)
     status, why = record_status(out, name, want)
     if status != "done":
         return status, why
     kind = run[0]
     if want is None:
         record = read_record(Path(out) / f"{name}.json")
-        planned = steps.get(kind) or getattr(get_profile(profile), kind).steps
-        made = (record.get("profile"), record["train"]["steps"])
-        if made != (profile, planned):
-            return "other", f"profile, steps: {made[0]!r}, {made[1]} -> {profile!r}, {planned}"
+        planned = steps.get(kind) or _planned_steps(run, profile, protocol)
+        version = None if protocol == 2 else protocol            # v2's records carry no version
+        made = (record.get("profile"), record["train"]["steps"], record.get("protocol_version"))
+        if made != (profile, planned, version):
+            return "other", (f"profile, steps, protocol_version: {made[0]!r}, {made[1]}, {made[2]} -> "
+                             f"{profile!r}, {planned}, {version}")
     if kind == "finetune":
-        base, _ = run_status(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None), profile, steps)
+        base, _ = run_status(out, ("pretrain", run[1], pretrain_seed_of(run[2]), None), profile, steps,
+                             protocol)
         if base != "done":
             return "missing", f"its pre-training is {base}"
     return "done", ""
 
 
-def run_done(out: Path, run: tuple, profile: str, steps: dict) -> bool:
+def _planned_steps(run: tuple, profile: str, protocol: int) -> int:
+    """The steps the profile (or, for a v3 fine-tuning, its epochs over the subset) gives a run."""
+    from .config import get_profile
+
+    kind, _, _, task = run
+    if kind == "finetune" and protocol == 3:
+        from .data import task_info
+        from .train import epoch_plan
+
+        prof = get_profile(profile)
+        return epoch_plan(task, task_info(task, prof.data)["counts"]["train"], FINETUNE_V3["epochs"],
+                          FINETUNE_V3["max_examples"], FINETUNE_V3["batch_size"])["steps"]
+    return getattr(get_profile(profile), kind).steps
+
+
+def run_done(out: Path, run: tuple, profile: str, steps: dict, protocol: int = DEFAULT_PROTOCOL) -> bool:
     """The run's record exists, matches its content hash and was made as planned."""
-    return run_status(out, run, profile, steps)[0] == "done"
+    return run_status(out, run, profile, steps, protocol)[0] == "done"
 
 
 # --- running -----------------------------------------------------------------------------------
 def execute(run: tuple, out: str, profile: str, device: str, steps: dict, progress: bool,
-            threads: int | None = None) -> str:
+            threads: int | None = None, protocol: int = DEFAULT_PROTOCOL) -> str:
     """Train one planned run (in this process); returns its name."""
     import torch
 
@@ -167,16 +216,17 @@ def execute(run: tuple, out: str, profile: str, device: str, steps: dict, progre
         torch.set_num_threads(threads)
     out = Path(out)
     kind, variant, seed, task = run
+    options = run_options(kind, protocol)
     if kind == "pretrain":
         pretrain(variant, profile, seed=seed, out=out, device=device, progress=progress,
-                 steps=steps.get("pretrain"))
+                 steps=steps.get("pretrain"), **options)
     else:
         checkpoint = pretrain_checkpoint(out, variant, seed)
         if not checkpoint.exists():
             raise ValueError(f"{checkpoint.with_suffix('.json').name} is recorded but its checkpoint is "
                              f"gone; delete that record (and its fine-tunings) to pre-train again")
         finetune(variant, task, checkpoint, profile, seed=seed, out=out, device=device,
-                 progress=progress, steps=steps.get("finetune"))
+                 progress=progress, steps=steps.get("finetune"), **options)
         (out / f"{run_name(*run)}.pt").unlink(missing_ok=True)
     return run_name(*run)
 
@@ -194,7 +244,7 @@ def _check_runner_arguments(parallel, deadline, steps):
 
 def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None = None,
                  parallel: int = 1, deadline: float | None = None, progress: bool = True,
-                 variants=None, tasks=None) -> dict:
+                 variants=None, tasks=None, protocol: int = DEFAULT_PROTOCOL) -> dict:
     """Run (or resume) the protocol's runs into ``out``.
 
     ``steps={"pretrain": n, "finetune": m}`` overrides the profile's budgets for every variant
@@ -205,20 +255,22 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
     As in a sweep, ``out`` is locked while this runs; a record made with other settings than the
     plan asks for (another profile, budget, tokenizer or data) is refused before anything is
     trained, naming the differences; a changed record or checkpoint is refused, naming the file;
-    a record that is not valid JSON is set aside and its run done again.
+    a record that is not valid JSON is set aside and its run done again.  ``protocol`` picks the
+    plan and the recipe (2 or 3); a record made for the other protocol is refused the same way.
     """
     from .sweep import check_tokenizer, made_otherwise, set_aside
 
     steps = {k: v for k, v in (steps or {}).items() if v is not None}
     _check_runner_arguments(parallel, deadline, steps)
+    _rules(protocol)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = plan(profile, variants, tasks)
-    with folder_lock(out, f"evidence ({profile})"):
+    runs = plan(profile, variants, tasks, protocol)
+    with folder_lock(out, f"evidence ({profile})" if protocol == 2 else f"evidence v{protocol} ({profile})"):
         check_tokenizer(out, profile)
         todo = []
         for run in runs:
-            status, why = run_status(out, run, profile, steps)
+            status, why = run_status(out, run, profile, steps, protocol)
             if status == "other":
                 raise made_otherwise(out, run_name(*run), why)
             if status == "changed":
@@ -233,17 +285,17 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
             for run in todo:
                 if expired():
                     break
-                done.append(execute(run, str(out), profile, device, steps, progress))
+                done.append(execute(run, str(out), profile, device, steps, progress, protocol=protocol))
         else:
-            done = _run_parallel(todo, out, profile, device, steps, parallel, expired)
-        remaining = sum(not run_done(out, r, profile, steps) for r in runs)
+            done = _run_parallel(todo, out, profile, device, steps, parallel, expired, protocol)
+        remaining = sum(not run_done(out, r, profile, steps, protocol) for r in runs)
         complete = remaining == 0
         if complete:
             from .config import resolve_device
 
             write_atomic(out / COMPLETE, json.dumps({
                 "runs": sorted(run_name(*r) for r in runs), "profile": profile,
-                "protocol_version": PROTOCOL["version"], "steps": steps,
+                "protocol_version": protocol, "steps": steps,
                 "device": resolve_device(device)}, indent=1) + "\n")
     return {"done": done, "remaining": remaining, "complete": complete, "planned": len(runs)}
 
@@ -251,7 +303,7 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
 COMPLETE = "complete.json"
 
 
-def _worker(connection, out, profile, device, steps, threads, parent, token):
+def _worker(connection, out, profile, device, steps, threads, parent, token, protocol=DEFAULT_PROTOCOL):
     """A process of :func:`_run_parallel`: it trains the runs its parent sends, one at a time
     (``None`` or a closed connection: no more), and answers each with ``("done", name)`` or
     ``("error", message)``.  It writes into ``out`` under its parent's lock, stops (a training
@@ -283,13 +335,13 @@ def _worker(connection, out, profile, device, steps, threads, parent, token):
             if run is None:
                 return
             try:
-                connection.send(("done", execute(run, out, profile, device, steps, False, threads)))
+                connection.send(("done", execute(run, out, profile, device, steps, False, threads, protocol)))
             except Exception as err:  # noqa: BLE001  (the parent raises it, in one line)
                 plain = isinstance(err, (ValueError, OSError))      # the errors whose message says it all
                 connection.send(("error", str(err) if plain else f"{type(err).__name__}: {err}"))
 
 
-def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[str]:
+def _run_parallel(todo, out, profile, device, steps, parallel, expired, protocol=DEFAULT_PROTOCOL) -> list[str]:
     """Up to ``parallel`` runs at once, in as many spawned worker processes (each keeps its
     tokenised data from run to run); a fine-tuning starts once its pre-training is recorded.
     The threads of a CPU are shared out between the workers.
@@ -334,7 +386,7 @@ def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[
                     if not idle and len(workers) < parallel:
                         mine, theirs = context.Pipe()
                         process = context.Process(target=_worker, args=(theirs, str(out), profile, device, steps,
-                                                                        threads, os.getpid(), token))
+                                                                        threads, os.getpid(), token, protocol))
                         process.start()
                         theirs.close()
                         workers[process] = [mine, None]
@@ -400,49 +452,59 @@ def _run_parallel(todo, out, profile, device, steps, parallel, expired) -> list[
 
 
 # --- where the book finds it -------------------------------------------------------------------
-def evidence_dir(profile: str, root: Path | None = None) -> Path:
+def evidence_dir(profile: str, root: Path | None = None, protocol: int = DEFAULT_PROTOCOL) -> Path:
+    """Where the evidence of ``profile`` ('cpu' or 'gpu') lives: ``evidence-<profile>`` for
+    protocol v2, ``evidence-v3-<profile>`` for v3, under ``compattn/results`` (or ``root``)."""
     from .records import results_dir
 
-    return Path(results_dir() if root is None else root) / EVIDENCE_DIRS[profile]
+    _rules(protocol)
+    if profile not in EVIDENCE_DIRS:
+        raise ValueError(f"only the profiles {', '.join(EVIDENCE_DIRS)} have an evidence folder; got {profile!r}")
+    name = EVIDENCE_DIRS[profile] if protocol == 2 else f"evidence-v{protocol}-{profile}"
+    return Path(results_dir() if root is None else root) / name
 
 
-def best_evidence(root: Path | None = None) -> Path | None:
+def best_evidence(root: Path | None = None, protocol: int = DEFAULT_PROTOCOL) -> Path | None:
     """The GPU evidence directory if it is complete, else the CPU one if complete, else None."""
     for profile in ("gpu", "cpu"):
-        candidate = evidence_dir(profile, root)
+        candidate = evidence_dir(profile, root, protocol)
         if (candidate / COMPLETE).exists():
             return candidate
     return None
 
 
-def progress_of(directory: Path, profile: str) -> dict:
-    """``{"recorded": n, "planned": m}`` for a (possibly partial) evidence directory."""
-    runs = plan(profile)
+def progress_of(directory: Path, profile: str, protocol: int = DEFAULT_PROTOCOL) -> dict:
+    """``{"recorded": n, "planned": m, "protocol": version}`` for a (possibly partial) evidence
+    directory: how many of the plan's runs have a record there (a missing folder: none).  Which
+    device made them is :func:`banner`'s to say, from the records themselves."""
+    runs = plan(profile, protocol=protocol)
     directory = Path(directory)
     recorded = sum((directory / f"{run_name(*r)}.json").exists() for r in runs) if directory.is_dir() else 0
-    return {"recorded": recorded, "planned": len(runs)}
+    return {"recorded": recorded, "planned": len(runs), "protocol": protocol}
 
 
 def progress_lines(root: Path | None = None) -> list[str]:
-    """One line per evidence directory that holds at least one record: how many of its planned
-    runs are recorded, on which profile and device.  A profile with no record is not
-    mentioned at all: evidence that does not exist is not announced."""
+    """One line per evidence directory (either protocol) that holds at least one record: how
+    many of its planned runs are recorded, on which profile and device.  A folder with no
+    record is not mentioned at all: evidence that does not exist is not announced."""
     from .sweep import load_records
 
     lines = []
-    for profile in EVIDENCE_DIRS:
-        where = evidence_dir(profile, root)
-        got = progress_of(where, profile)
-        if not got["recorded"]:
-            continue
-        devices = sorted({r["device"] for r in load_records(where)})
-        lines.append(f"{where.name}: {got['recorded']} of {got['planned']} runs recorded "
-                     f"(profile {profile}, device {', '.join(devices)})")
+    for protocol in sorted(PROTOCOLS):
+        for profile in EVIDENCE_DIRS:
+            where = evidence_dir(profile, root, protocol)
+            got = progress_of(where, profile, protocol)
+            if not got["recorded"]:
+                continue
+            devices = sorted({r["device"] for r in load_records(where)})
+            lines.append(f"{where.name}: {got['recorded']} of {got['planned']} runs recorded "
+                         f"(protocol v{protocol}, profile {profile}, device {', '.join(devices)})")
     return lines
 
 
-__all__ = ["PROTOCOL", "plan", "run_evidence", "best_evidence", "evidence_dir", "progress_of",
-           "progress_lines", "unigram_baseline", "plateau_exit", "run_done"]
+__all__ = ["PROTOCOL", "PROTOCOL_V3", "plan", "run_evidence", "best_evidence", "evidence_dir",
+           "progress_of", "progress_lines", "run_options", "unigram_baseline", "plateau_exit",
+           "run_done", "analyse", "CLAIMS", "claims_v3"]
 
 
 # --- analysis: everything the chapters show, by the protocol's rules ----------------------------
@@ -460,7 +522,15 @@ CLAIMS = [
 ]
 
 
-def _finetune_arrays(records, variant, task):
+def claims_v3() -> list[tuple]:
+    """The claims of ``CLAIMS`` that protocol v3 judges: those between two of its variants (as
+    many as ``PROTOCOL_V3["verdict"]["claims"]``, which sets the family level)."""
+    chosen = [c for c in CLAIMS if c[1] in PROTOCOL_V3["variants"] and c[2] in PROTOCOL_V3["variants"]]
+    assert len(chosen) == PROTOCOL_V3["verdict"]["claims"], (len(chosen), PROTOCOL_V3["verdict"]["claims"])
+    return chosen
+
+
+def _finetune_arrays(records, variant, task, seeds=None):
     """(P, F, N) correctness and the gold labels; None unless every
     planned (pre-training seed, fine-tuning seed) run of ``variant`` on ``task`` is recorded,
     so that an unfinished grid is never compared with a finished one."""
@@ -477,8 +547,9 @@ def _finetune_arrays(records, variant, task):
             rows[(pretrain_seed_of(r["seed"]), r["seed"] % 100)] = items
     if not rows:
         return None
-    pre = sorted(PROTOCOL["seeds"]["pretrain"])
-    fine = sorted(PROTOCOL["seeds"]["finetune_per_pretrain"])
+    seeds = seeds or PROTOCOL["seeds"]
+    pre = sorted(seeds["pretrain"])
+    fine = sorted(seeds["finetune_per_pretrain"])
     if set(rows) != {(p, f) for p in pre for f in fine}:
         return None
     gold = np.array(decode_items(next(iter(rows.values()))["gold"]))
@@ -488,9 +559,33 @@ def _finetune_arrays(records, variant, task):
     return correct, gold
 
 
-def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
+def record_protocol(records) -> int:
+    """The protocol version the records were made for (``protocol_version``; records made before
+    v3 carry none and are v2's); records of two protocols together are refused."""
+    versions = {r.get("protocol_version", 2) for r in records if r.get("kind") in ("pretrain", "finetune")}
+    if len(versions) > 1:
+        raise ValueError(f"these records were made for several protocols ({sorted(versions)}); analyse one "
+                         "protocol's folder at a time")
+    return versions.pop() if versions else DEFAULT_PROTOCOL
+
+
+def analyse(records, n_boot: int | None = None, seed: int = 0, protocol: int | None = None,
+            cues: dict | None = None) -> dict:
     """Apply the protocol to a list of records: plateau exits, the gate, chance, informative
-    tasks, per-variant scores and the paired comparisons of ``CLAIMS``."""
+    tasks, per-variant scores and the paired comparisons of ``CLAIMS``.
+
+    ``protocol`` defaults to the records' own ``protocol_version`` (none: v2).  Protocol v3 is
+    :func:`analyse_v3` (``cues``: a task's ``surface_cues`` where its records carry none);
+    ``n_boot`` and ``seed`` are v2's bootstrap."""
+    protocol = record_protocol(records) if protocol is None else protocol
+    _rules(protocol)
+    if protocol == 3:
+        return analyse_v3(records, cues)
+    return _analyse_v2(records, n_boot, seed)
+
+
+def _analyse_v2(records, n_boot: int | None = None, seed: int = 0) -> dict:
+    """Protocol v2 (``PROTOCOL``): the hierarchical bootstrap at its level."""
     import numpy as np
 
     from . import stats
@@ -572,6 +667,187 @@ def analyse(records, n_boot: int | None = None, seed: int = 0) -> dict:
             "scores": scores, "informative": informative, "claims": claims, "level": level}
 
 
+NOT_ESTABLISHED = "not established at this budget"
+V3_MIN_MARGIN = 0.01      # PROTOCOL_V3["informative"]: "... minus chance lies above 0.01"
+
+
+def _t_interval(values, level: float) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the Student t-interval of the mean of ``values`` at ``level``."""
+    import numpy as np
+
+    from .stats import t_quantile
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    half = t_quantile(level, len(values) - 1) * float(values.std(ddof=1)) / np.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def _cue_exclusion(records, cues) -> str | None:
+    """Why ``word_order`` is left out of v3's verdicts (``PROTOCOL_V3["task_requirement"]``), or
+    None when the data build measured its surface cues and the best beats chance by no more than
+    ``max_cue_advantage``."""
+    measured = (cues or {}).get("word_order")
+    if measured is None:
+        measured = next((r["surface_cues"] for r in records if r.get("kind") == "finetune"
+                         and r.get("task") == "word_order" and r.get("surface_cues")), None)
+    if measured is None:
+        return "surface cues not measured by this data build"
+    bound = PROTOCOL_V3["max_cue_advantage"]
+    advantage = measured.get("advantage")
+    if advantage is None:
+        advantage = measured["best_accuracy"] - measured["chance"]
+    if advantage > bound:
+        return (f"its best surface cue ({measured.get('best', '?')}) beats chance by {100 * advantage:.1f} "
+                f"points, more than {100 * bound:.0f}")
+    return None
+
+
+def analyse_v3(records, cues: dict | None = None) -> dict:
+    """Protocol v3's verdict (``PROTOCOL_V3``) on a list of records.
+
+    Plateau exclusion as v2 (a pre-training seed that did not leave the plateau in time is left
+    out); the gate (absolute's mean final order gap over its pre-training seeds at least
+    ``min_order_gap_nats`` and its mean dev MLM loss below none's; if it fails, every claim
+    involving absolute is not established, with the gate's numbers as the reason); ``word_order``
+    left out when its data build's best surface cue beats chance by more than
+    ``max_cue_advantage`` or was not measured; informative tasks (some variant's t-interval of
+    per-seed score minus chance above 0.01, at the family level); the claims of
+    :func:`claims_v3` by :func:`compattn.stats.seed_compare` at ``family_level(9)`` on the seeds
+    off the plateau for both variants (at least ``min_seeds`` of them).
+
+    Returns what the chapters print: ``claims`` (claim, x, y, diff, low, high, n_seeds, seeds,
+    verdict, why), ``gate`` (its numbers, ``passed`` and ``why``), ``informative`` and
+    ``informative_low`` (each task's best lower interval end minus chance), ``excluded`` (task ->
+    reason), ``plateau``, ``off_plateau``, ``mean_loss``, ``mean_order_gap``, ``tasks``,
+    ``chance``, ``balanced``, ``scores``, ``level``, ``protocol``.
+    """
+    import numpy as np
+
+    from . import stats
+
+    rules, verdict = PROTOCOL_V3, PROTOCOL_V3["verdict"]
+    claims_list = claims_v3()
+    level = stats.family_level(verdict["claims"], verdict["family_alpha"])
+    min_seeds, effect = verdict["min_seeds"], verdict["min_effect"]
+    pre_seeds = sorted(rules["seeds"]["pretrain"])
+    pre = [r for r in records if r["kind"] == "pretrain" and r["variant"] in rules["variants"]]
+    variants = [v for v in rules["variants"] if any(r["variant"] == v for r in pre)]
+    plateau = {}
+    for v in variants:
+        runs = sorted((r for r in pre if r["variant"] == v), key=lambda r: r["seed"])
+        plateau[v] = [{"seed": r["seed"], "left_at": r.get("plateau", {}).get("left_at"),
+                       "left_in_time": bool(r.get("plateau", {}).get("left_in_time")),
+                       "loss": r["final"]["loss"], "order_gap": r["final"].get("order_gap"),
+                       "steps": r["train"]["steps"]} for r in runs]
+    off = {v: [p["seed"] for p in runs if p["left_in_time"] and p["seed"] in pre_seeds]
+           for v, runs in plateau.items()}
+    mean_loss = {v: float(np.mean([p["loss"] for p in runs])) for v, runs in plateau.items()}
+    mean_gap = {v: (float(np.mean([p["order_gap"] for p in runs]))
+                    if all(p["order_gap"] is not None for p in runs) else None) for v, runs in plateau.items()}
+
+    # --- the gate: does absolute read word order?
+    min_gap = rules["gate"]["min_order_gap_nats"]
+    gate = {"absolute_order_gap": mean_gap.get("absolute"), "min_order_gap": min_gap,
+            "absolute_loss": mean_loss.get("absolute"), "none_loss": mean_loss.get("none")}
+    if "absolute" not in plateau or "none" not in plateau:
+        gate.update(order_ok=None, loss_ok=None, passed=False, why="gate not judged: absolute or none not run")
+    elif gate["absolute_order_gap"] is None:
+        gate.update(order_ok=None, loss_ok=gate["absolute_loss"] < gate["none_loss"], passed=False,
+                    why="gate not judged: absolute's records carry no order gap")
+    else:
+        gate["order_ok"] = gate["absolute_order_gap"] >= min_gap
+        gate["loss_ok"] = gate["absolute_loss"] < gate["none_loss"]
+        gate["passed"] = gate["order_ok"] and gate["loss_ok"]
+        failures = []
+        if not gate["order_ok"]:
+            failures.append(f"absolute's mean final order gap {gate['absolute_order_gap']:.3f} nats is below "
+                            f"{min_gap:.2f}")
+        if not gate["loss_ok"]:
+            failures.append(f"its mean dev MLM loss {gate['absolute_loss']:.3f} is not below none's "
+                            f"{gate['none_loss']:.3f}")
+        gate["why"] = "gate failed: " + "; ".join(failures) if failures else ""
+
+    # --- tasks: complete grids, chance, the surface-cue requirement, informative
+    tasks = [t for t in rules["tasks"] if any(r["kind"] == "finetune" and r.get("task") == t for r in records)]
+    excluded = {}
+    if "word_order" in tasks:
+        why = _cue_exclusion(records, cues)
+        if why:
+            excluded["word_order"] = why
+    data, chance, balanced, scores = {}, {}, {}, {}
+    for t in tasks:
+        for v in variants:
+            arrays = _finetune_arrays(records, v, t, rules["seeds"])
+            if arrays is not None:
+                data[(v, t)] = arrays
+        if not any(k[1] == t for k in data):
+            continue
+        gold = next(a[1] for k, a in data.items() if k[1] == t)
+        shares = np.bincount(gold) / len(gold)
+        balanced[t] = bool(shares.max() > PROTOCOL["chance"]["balanced_when_majority_above"])
+        chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
+        for v in variants:
+            if (v, t) in data:
+                correct, gold_ = data[(v, t)]
+                scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
+
+    def rows_of(seeds):
+        return [pre_seeds.index(s) for s in seeds]
+
+    informative, informative_low = [], {}
+    for t in chance:
+        if t in excluded:
+            continue
+        lows = []
+        for v in variants:
+            if (v, t) in data and len(off[v]) >= min_seeds:
+                correct, gold = data[(v, t)]
+                per_seed = stats.seed_scores(correct[rows_of(off[v])], gold if balanced[t] else None)
+                lows.append(_t_interval(per_seed - chance[t], level)[1])
+        if not lows:
+            excluded[t] = f"no variant has {min_seeds} pre-training seeds off the plateau"
+            continue
+        informative_low[t] = max(lows)
+        if informative_low[t] > V3_MIN_MARGIN:
+            informative.append(t)
+        else:
+            excluded[t] = (f"uninformative: no variant's interval of score minus chance lies above "
+                           f"{V3_MIN_MARGIN} (best lower end {informative_low[t]:+.3f})")
+
+    # --- the claims
+    claims = []
+    for claim, x, y in claims_list:
+        row = {"claim": claim, "x": x, "y": y, "diff": None, "low": None, "high": None, "n_seeds": 0,
+               "seeds": [], "level": level, "verdict": NOT_ESTABLISHED}
+        both = sorted(set(off.get(x, [])) & set(off.get(y, [])))
+        row["n_seeds"], row["seeds"] = len(both), both
+        if x not in plateau or y not in plateau:
+            row["why"] = "not run"
+        elif "absolute" in (x, y) and not gate["passed"]:
+            row["why"] = gate["why"]
+        elif len(both) < min_seeds:
+            row["why"] = f"{len(both)} pre-training seeds off the plateau for both variants (needs {min_seeds})"
+        elif not informative:
+            row["why"] = "no informative task"
+        elif any((v, t) not in data for v in (x, y) for t in informative):
+            row["why"] = "fine-tunings incomplete"
+        else:
+            idx = rows_of(both)
+            pairs = [(data[(x, t)][0][idx], data[(y, t)][0][idx], data[(x, t)][1] if balanced[t] else None)
+                     for t in informative]
+            c = stats.seed_compare(pairs, level)
+            row.update(diff=c["diff"], low=c["low"], high=c["high"], per_seed=c["per_seed"])
+            row["verdict"] = ("supports" if c["low"] > effect else
+                              "contradicts" if c["high"] < effect else NOT_ESTABLISHED)
+            row["why"] = ""
+        claims.append(row)
+    return {"protocol": 3, "variants": variants, "plateau": plateau, "off_plateau": off, "mean_loss": mean_loss,
+            "mean_order_gap": mean_gap, "gate": gate, "tasks": list(chance), "chance": chance,
+            "balanced": balanced, "scores": scores, "informative": informative,
+            "informative_low": informative_low, "excluded": excluded, "claims": claims, "level": level}
+
+
 def mean_curves(records) -> tuple[dict, float]:
     """The dev masked-LM loss of every variant's pre-training, averaged over its seeds:
     ``({variant: (steps, mean loss)}, unigram loss)``.  Seeds of one variant are evaluated at the
@@ -637,11 +913,16 @@ def claims_table(a: dict) -> str:
 
 
 def banner(directory: Path) -> str:
-    """Which profile and device made the evidence in ``directory``."""
+    """Which protocol, profile and device made the evidence in ``directory`` (a folder without
+    records says so, and names no profile or device)."""
     from .sweep import load_records
 
-    records = load_records(directory)
+    records = load_records(directory) if Path(directory).is_dir() else []
+    if not records:
+        return f"Evidence shown: `{Path(directory).name}`, no runs recorded yet."
     profiles = sorted({r["profile"] for r in records})
     devices = sorted({r["device"] for r in records})
-    return (f"Evidence shown: `{Path(directory).name}`, profile {', '.join(profiles)}, "
+    versions = sorted({r.get("protocol_version", 2) for r in records if r.get("kind") in ("pretrain", "finetune")})
+    version = f"protocol v{', v'.join(map(str, versions))}, " if versions != [2] else ""
+    return (f"Evidence shown: `{Path(directory).name}`, {version}profile {', '.join(profiles)}, "
             f"device {', '.join(devices)}, {len(records)} runs.")

@@ -173,6 +173,43 @@ PROTOCOL_V3 = {
 
 PROTOCOLS = {2: PROTOCOL, 3: PROTOCOL_V3}
 
+#: The numbers of ``PROTOCOL_V3["recipe"]["finetune"]`` in one place (the runner and the tests read
+#: them here).  The protocol fixes "a fixed training subset of at most 4,000 examples, the same for
+#: every variant and seed" but not how it is drawn; ``subset`` is the rule this code uses
+#: (:func:`finetune_subset`), a function of the task's name and its number of training rows only.
+FINETUNE_V3 = {
+    "epochs": 2,
+    "max_examples": 4000,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "warmup": 0.1,
+    "subset": "the training rows i whose sha256 of '<task>/<i>' are the smallest, at most "
+              "max_examples of them, in row order; each epoch visits them in an order drawn from "
+              "the fine-tuning seed and the epoch, in batches of batch_size (the last one shorter)",
+}
+
+
+def finetune_subset(task: str, n_rows: int, max_examples: int) -> list[int]:
+    """The training rows protocol v3 fine-tunes on (``FINETUNE_V3["subset"]``): the ``max_examples``
+    row indices of ``range(n_rows)`` with the smallest sha256 of ``f"{task}/{i}"``, sorted; all
+    rows when there are no more than that.  It depends on the task and its size only, so every
+    variant and seed gets the same rows, on any machine and version of any library."""
+    import hashlib
+
+    for name, value in (("n_rows", n_rows), ("max_examples", max_examples)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if n_rows <= max_examples:
+        return list(range(n_rows))
+    rank = sorted(range(n_rows), key=lambda i: hashlib.sha256(f"{task}/{i}".encode()).digest())
+    return sorted(rank[:max_examples])
+
+
+def epoch_steps(n_examples: int, epochs: int, batch_size: int) -> int:
+    """Optimiser steps of ``epochs`` passes over ``n_examples`` in batches of ``batch_size`` (each
+    pass ends with a shorter batch when ``batch_size`` does not divide ``n_examples``)."""
+    return epochs * -(-n_examples // batch_size)
+
 
 # --- the plateau ---------------------------------------------------------------------------------
 def unigram_baseline(train_blocks, dev_targets, vocab_size: int, special_ids=()) -> dict:
@@ -200,7 +237,8 @@ def plateau_exit(curve_steps, dev_losses, unigram_loss: float, total_steps: int)
             "left_in_time": left_at is not None and left_at <= rule["must_leave_by"] * total_steps}
 
 
-__all__ = ["PROTOCOL", "PROTOCOL_V3", "PROTOCOLS", "SEARCH", "unigram_baseline", "plateau_exit"]
+__all__ = ["PROTOCOL", "PROTOCOL_V3", "PROTOCOLS", "FINETUNE_V3", "SEARCH", "finetune_subset", "epoch_steps",
+           "unigram_baseline", "plateau_exit"]
 
 
 # --- the recipe search before protocol v3 ---------------------------------------------------------

@@ -57,6 +57,8 @@ RECORD_SCHEMA = {
         "settings": {"type": "object", "required": ["kind", "variant", "profile", "seed", "encoder", "train",
                                                     "tokenizer", "data", "world_size"]},
         "world_size": {"type": "integer", "minimum": 1},
+        # the evidence protocol a run was made for (protocol v3 on; earlier runs carry none)
+        "protocol_version": {"type": "integer"},
         HASH_KEY: {"type": "string"},
     },
     "allOf": [{"if": {"properties": {"kind": {"const": "finetune"}}},

@@ -276,7 +276,7 @@ def _train_config(base: TrainConfig, seed: int, steps, train_overrides) -> Train
     return replace(base, seed=seed, **({"steps": steps} if steps is not None else {}), **(train_overrides or {}))
 
 
-def _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overrides):
+def _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overrides, protocol=None):
     from .data import data_id
     from .data.tokenizer import load_tokenizer, tokenizer_id
 
@@ -287,15 +287,27 @@ def _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overri
                             **{**prof.model, **model_overrides})
     settings = _jsonable({"kind": "pretrain", "variant": variant, "profile": prof.name, "seed": seed,
                           "encoder": asdict(enc_cfg), "train": asdict(cfg), "tokenizer": tokenizer_id(tokenizer),
-                          "data": data_id(prof.data), "world_size": world_size()})
+                          "data": data_id(prof.data), "world_size": world_size(),
+                          **_protocol_entry(protocol)})
     return prof, cfg, tokenizer, enc_cfg, settings
 
 
+def _protocol_entry(protocol) -> dict:
+    """``{"protocol_version": n}`` for a run of an evidence protocol, ``{}`` otherwise (the
+    settings of runs made before protocol v3, which carry no version, stay as they were)."""
+    if protocol is None:
+        return {}
+    if isinstance(protocol, bool) or not isinstance(protocol, int):
+        raise ValueError(f"protocol is a protocol version (an int) or None, got {protocol!r}")
+    return {"protocol_version": protocol}
+
+
 def pretrain_settings(variant: str, profile: str | None = None, seed: int = 0, steps: int | None = None,
-                      train_overrides: dict | None = None, **model_overrides) -> dict:
+                      train_overrides: dict | None = None, protocol: int | None = None, **model_overrides) -> dict:
     """The settings :func:`pretrain` would run with (nothing is trained): profile, encoder and
-    training configuration, tokenizer id, data id and number of processes (``WORLD_SIZE``)."""
-    return _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overrides)[-1]
+    training configuration, tokenizer id, data id and number of processes (``WORLD_SIZE``), and
+    the evidence protocol's version when ``protocol`` is given."""
+    return _pretrain_setup(variant, profile, seed, steps, train_overrides, model_overrides, protocol)[-1]
 
 
 _PRETRAINED: dict = {}
@@ -337,7 +349,34 @@ def _pretrained_entry(pretrained) -> dict | None:
     return {"id": "in-memory model", "seed": None, "variant": pretrained.cfg.variant, "tokenizer": None}
 
 
-def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides):
+def epoch_plan(task: str, n_rows: int, epochs: int, max_examples: int, batch_size: int) -> dict:
+    """Fine-tuning by epochs over a capped subset (protocol v3): which rows
+    (:func:`compattn.protocol.finetune_subset`) and how many steps ``epochs`` passes over them take
+    at ``batch_size``; what goes into the run's settings as ``by_epochs`` (the rows as their
+    count and a sha256 of their indices)."""
+    from .protocol import FINETUNE_V3, epoch_steps, finetune_subset
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    rows = finetune_subset(task, n_rows, max_examples)
+    return {"epochs": epochs, "max_examples": max_examples, "examples": len(rows), "of": n_rows,
+            "rows_sha256": hashlib.sha256(json.dumps(rows).encode()).hexdigest(),
+            "rule": FINETUNE_V3["subset"], "batch_size": batch_size,
+            "steps": epoch_steps(len(rows), epochs, batch_size)}
+
+
+def epoch_batch(rows: torch.Tensor, step: int, seed: int, batch_size: int) -> torch.Tensor:
+    """The training rows of ``step`` when fine-tuning by epochs: epoch ``step // per_epoch``
+    visits ``rows`` in an order drawn from ``seed`` and the epoch, ``batch_size`` at a time (the
+    epoch's last batch takes what is left), so each epoch sees every row exactly once."""
+    per_epoch = -(-len(rows) // batch_size)
+    epoch, i = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return rows[torch.randperm(len(rows), generator=g)][i * batch_size:(i + 1) * batch_size]
+
+
+def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides,
+                    epochs=None, max_examples=None, protocol=None):
     from .data import data_id, task_info
     from .data.tokenizer import load_tokenizer, tokenizer_id
 
@@ -346,7 +385,15 @@ def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps,
     if regression and task != "vader_sent":
         raise ValueError(f"regression is only defined for vader_sent (its human score), not {task!r}")
     tokenizer = load_tokenizer(prof.tokenizer)
-    labels = task_info(task, prof.data)["labels"]
+    info = task_info(task, prof.data)
+    labels = info["labels"]
+    by_epochs = None
+    if epochs is not None or max_examples is not None:
+        if epochs is None or max_examples is None:
+            raise ValueError("fine-tuning by epochs needs both epochs and max_examples")
+        by_epochs = epoch_plan(task, info["counts"]["train"], epochs, max_examples, cfg.batch_size)
+        if steps is None and "steps" not in (train_overrides or {}):     # an explicit budget (a test's) wins
+            cfg = replace(cfg, steps=by_epochs["steps"])
     enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
                             n_classes=1 if regression else len(labels), **{**prof.model, **model_overrides})
     origin = _pretrained_entry(pretrained)
@@ -358,17 +405,19 @@ def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps,
     settings = _jsonable({"kind": "finetune", "variant": variant, "task": task, "regression": regression,
                           "profile": prof.name, "seed": seed, "encoder": asdict(enc_cfg), "train": asdict(cfg),
                           "tokenizer": current, "data": data_id(prof.data), "world_size": world_size(),
-                          "pretrained": origin})
+                          "pretrained": origin, **({"by_epochs": by_epochs} if by_epochs else {}),
+                          **_protocol_entry(protocol)})
     return prof, cfg, tokenizer, labels, enc_cfg, settings
 
 
 def finetune_settings(variant: str, task: str, pretrained=None, profile: str | None = None, seed: int = 0,
                       regression: bool = False, steps: int | None = None, train_overrides: dict | None = None,
+                      epochs: int | None = None, max_examples: int | None = None, protocol: int | None = None,
                       **model_overrides) -> dict:
     """The settings :func:`finetune` would run with (nothing is trained); ``pretrained`` is a
     checkpoint path (its settings id and seed are part of them), an ``Encoder`` or ``None``."""
     return _finetune_setup(variant, task, pretrained, profile, seed, regression, steps, train_overrides,
-                           model_overrides)[-1]
+                           model_overrides, epochs, max_examples, protocol)[-1]
 
 
 # --- stopping on a signal ---------------------------------------------------------------------------
@@ -646,17 +695,19 @@ def _record(kind, variant, profile, seed, result, model, extra) -> dict:
 
 def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Path | None = None,
              device: str = "auto", progress: bool = True, steps: int | None = None,
-             train_overrides: dict | None = None, fast_cuda: bool = True, **model_overrides):
+             train_overrides: dict | None = None, fast_cuda: bool = True, protocol: int | None = None,
+             **model_overrides):
     """Masked-LM pre-training of one variant; returns ``(model, record)``.
 
     With ``out`` the checkpoint (``out/pretrain-<variant>-s<seed>.pt``) and the JSON record
-    are written there, and a killed run resumes from the checkpoint.
+    are written there, and a killed run resumes from the checkpoint.  ``protocol`` (an evidence
+    protocol's version) goes into the settings and the record as ``protocol_version``.
     """
     from .data import mlm_split
     from .data.tokenizer import tokenizer_id
 
     prof, cfg, tokenizer, enc_cfg, settings = _pretrain_setup(variant, profile, seed, steps, train_overrides,
-                                                              model_overrides)
+                                                              model_overrides, protocol)
     seq_len = enc_cfg.max_len            # the profile's, unless the run overrides it
     split = encoded_once(("corpus", prof.data, seq_len), tokenizer,
                          lambda: {part: mlm_blocks(docs, tokenizer, seq_len)
@@ -691,7 +742,8 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
                       "kernels": {**learned_kernels(model),
                                   **({"on_text": {"dev_blocks": TEXT_BLOCKS, "layers": on_text}} if on_text else {})},
                       "final": result["history"]["dev"][-1] if result["history"]["dev"] else {},
-                      "plateau": _plateau(result["history"], train_blocks, dev_batches, vocab, special, cfg)})
+                      "plateau": _plateau(result["history"], train_blocks, dev_batches, vocab, special, cfg),
+                      **_protocol_entry(protocol)})
     if out:
         write_record(record, Path(out) / f"pretrain-{variant}-s{seed}.json")
     return model.cpu(), record
@@ -699,17 +751,24 @@ def pretrain(variant: str, profile: str | None = None, *, seed: int = 0, out: Pa
 
 def finetune(variant: str, task: str, pretrained=None, profile: str | None = None, *, seed: int = 0,
              out: Path | None = None, device: str = "auto", progress: bool = True, regression: bool = False,
-             steps: int | None = None, train_overrides: dict | None = None, **model_overrides):
+             steps: int | None = None, train_overrides: dict | None = None, epochs: int | None = None,
+             max_examples: int | None = None, protocol: int | None = None, **model_overrides):
     """Fine-tune on a downstream task; ``pretrained`` is an ``Encoder``, a checkpoint path or ``None``.
 
     ``regression=True`` (``vader_sent`` only) predicts the human rating with a squared error.
+    By default each step draws its batch from the whole training split at random; with ``epochs``
+    and ``max_examples`` (protocol v3, :func:`epoch_plan`) the run makes ``epochs`` passes over a
+    fixed subset of at most ``max_examples`` rows, and its steps are those passes (unless
+    ``steps`` says otherwise).  ``protocol`` goes into the settings and the record as
+    ``protocol_version``, with the data build's ``surface_cues`` of the task (or ``None``).
     Returns ``(model, record)`` with dev and test metrics.
     """
     from .data import load_task
     from .data.tokenizer import tokenizer_id
 
     prof, cfg, tokenizer, labels, enc_cfg, settings = _finetune_setup(
-        variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides)
+        variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides,
+        epochs, max_examples, protocol)
     splits = {s: encoded_once(("task", task, s, prof.data, enc_cfg.max_len, tuple(labels), regression), tokenizer,
                               lambda s=s: encode_task(load_task(task, s, prof.data), tokenizer, enc_cfg.max_len,
                                                       labels, regression))
@@ -735,6 +794,20 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
         index = torch.randint(len(ids), (cfg.batch_size,), generator=g)[rank::world]
         longest = int(mask[index].sum(1).max())
         return ids[index, :longest], mask[index, :longest], targets[index]
+
+    by_epochs = settings.get("by_epochs")
+    if by_epochs is not None:
+        from .protocol import finetune_subset
+
+        if by_epochs["of"] != len(ids):
+            raise ValueError(f"{task}'s info says {by_epochs['of']} training rows but its split has {len(ids)}; "
+                             "rebuild the data")
+        rows = torch.tensor(finetune_subset(task, len(ids), by_epochs["max_examples"]))
+
+        def batch_fn(step, rank, world):  # noqa: F811  (epochs over the fixed subset replace the draws above)
+            index = epoch_batch(rows, step, seed, cfg.batch_size)[rank::world]
+            longest = int(mask[index].sum(1).max())
+            return ids[index, :longest], mask[index, :longest], targets[index]
 
     def evaluate(net, split, limit=None, items=False):
         x, m, y = splits[split]
@@ -766,10 +839,20 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
                       "data": {"source": prof.data, "tokenizer": tokenizer_id(tokenizer)},
                       "pretrained": pretrained is not None, "final": final,
                       **({} if regression else {"chance": majority_accuracy(targets, splits,
-                                                                               len(labels))})})
+                                                                               len(labels))}),
+                      **({} if protocol is None else {**_protocol_entry(protocol),
+                                                      "surface_cues": _surface_cues(task, prof.data)})})
     if out:
         write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")
     return model.cpu(), record
+
+
+def _surface_cues(task: str, source: str):
+    """The data build's measure of the task's surface cues (its ``info.json``), or ``None`` when
+    the build made none: the record carries it, because records travel and data builds do not."""
+    from .data import task_info
+
+    return task_info(task, source).get("surface_cues")
 
 
 def majority_accuracy(train_targets: torch.Tensor, splits: dict, n_classes: int | None = None) -> dict:

@@ -83,7 +83,7 @@ MUTANTS = [
            "if args.out is None and args.profile not in EVIDENCE_DIRS:", "if False:",
            (CLI + "test_evidence_needs_out_for_other_profiles_and_an_unwritable_out_is_named",)),
     Mutant("evidence does not check that --out can be written", "compattn/__main__.py",
-           "out = _writable_folder(args.out or evidence_dir(args.profile))",
-           "out = args.out or evidence_dir(args.profile)",
+           "out = _writable_folder(args.out or evidence_dir(args.profile, protocol=args.protocol))",
+           "out = args.out or evidence_dir(args.profile, protocol=args.protocol)",
            (CLI + "test_evidence_needs_out_for_other_profiles_and_an_unwritable_out_is_named",)),
 ]
