@@ -258,3 +258,15 @@ def test_the_command_line_takes_the_protocol(capsys):
     assert main(["evidence", "--protocol", "4", "--profile", "tiny", "--out", "/nonexistent/x"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--protocol" in err
+
+
+def test_the_scorecard_table_of_v3_has_one_row_per_claim_with_its_interval():
+    a = evidence.analyse(v3_records(gain={"composite": 0.15}))
+    lines = evidence.claims_table(a).splitlines()
+    assert len(lines) == 2 + 9
+    row = next(line for line in lines if "`composite` − `absolute`" in line)
+    c = verdicts(a)[("composite", "absolute")]
+    assert f"{100 * c['diff']:+.1f} [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}]" in row
+    assert row.endswith("| supports |")
+    stuck = evidence.claims_table(evidence.analyse(v3_records(gap=0.0)))
+    assert "gate failed" in stuck and "supports" not in stuck.split("`none`")[0]
