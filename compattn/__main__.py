@@ -103,6 +103,8 @@ def _data_command(args) -> int:
     """``python -m compattn data``: every failure is one line on stderr, never a traceback."""
     from .data import data_dir
     from .data.build import DataUnavailable, build, rebuild_differences, verify
+    from .data.cues import cue_problem
+    from .protocol import PROTOCOL_V3
     from .data.sample import make_sample, sample_differences
 
     target = args.dir or data_dir()
@@ -115,11 +117,17 @@ def _data_command(args) -> int:
         if dropped:
             print("inputs dropped for contradictory labels: " + ", ".join(f"{t} {n}" for t, n in dropped.items()))
         if args.check:
+            problem = cue_problem("word_order", manifest["tasks"]["word_order"],
+                                  PROTOCOL_V3["max_cue_advantage"])
+            if problem:                   # protocol v3's task requirement: one line, exit 2
+                print(f"error: {problem}", file=sys.stderr)
+                return 2
             problems = rebuild_differences(target) + verify(target) + sample_differences(target)
             if problems:
                 print("data check FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
                 return 1
-            print("data check passed: a second build from scratch gave identical bytes (tokenizer included); "
+            print("data check passed: word_order shows no surface cue above the protocol's bound; a second "
+                  "build from scratch gave identical bytes (tokenizer included); "
                   "checksums, sizes, held-out hygiene and the masked-LM dev split's overlap bound hold; the "
                   "embedded sample made from this build equals the one that ships")
         if args.make_sample:

@@ -274,10 +274,10 @@ def wordnet_tasks(synsets: list[dict]) -> dict[str, list[dict]]:
     seen = set()
     for s in synsets:
         d = s["definition"]
-        if len(pos_of_definition[d]) == 1 and (d, "pos") not in seen:
+        if d and len(pos_of_definition[d]) == 1 and (d, "pos") not in seen:
             seen.add((d, "pos"))
             tasks["wn_pos"].append({"text": d, "label": s["pos"], "split": split_of(d)})
-        if s["pos"] in ("noun", "verb") and s["lexname"] not in ("noun.Tops", "noun.motive") \
+        if d and s["pos"] in ("noun", "verb") and s["lexname"] not in ("noun.Tops", "noun.motive") \
                 and (d, s["lexname"]) not in seen:
             seen.add((d, s["lexname"]))
             tasks["wn_supersense"].append({"text": d, "label": s["lexname"], "split": split_of(d)})
@@ -289,8 +289,8 @@ def wordnet_tasks(synsets: list[dict]) -> dict[str, list[dict]]:
                 if marked is None:
                     continue
                 others = [o for o in senses[(lemma, s["pos"])] if o["offset"] != s["offset"]
-                          and o["definition"] != d]
-                if others:
+                          and o["definition"] not in (d, "")]
+                if d and others:
                     other = others[_hash_int(marked) % len(others)]
                     split = split_of(lemma)
                     tasks["wn_sense_match"].append({"text": marked, "text_b": d, "label": 1, "split": split})
@@ -307,13 +307,17 @@ def vader_tasks(sentences: list[dict]) -> dict[str, list[dict]]:
     sentiment = []
     for s in sentences:
         if abs(s["score"]) >= 0.5:
-            # split by the sentence itself: a sentence rated twice (two ids) stays in one split
+            # split by the sentence up to case and punctuation: a sentence rated twice (two ids,
+            # perhaps "Great movie!!" and "great movie.") stays in one split
             sentiment.append({"text": s["text"], "label": "pos" if s["score"] > 0 else "neg",
-                              "score": s["score"], "domain": s["domain"], "split": split_of(s["text"])})
+                              "score": s["score"], "domain": s["domain"],
+                              "split": split_of(R.normalised(s["text"]))})
     return {"vader_sent": sentiment}
 
 
-def write_task(rows: list[dict], folder: Path) -> dict:
+def write_task(rows: list[dict], folder: Path, measures: dict | None = None) -> dict:
+    """The three splits of a task and its ``info.json`` (labels, counts and ``measures``:
+    ``cues.task_measures``); returns the info."""
     folder.mkdir(parents=True, exist_ok=True)
     counts = {}
     for split in ("train", "dev", "test"):
@@ -323,7 +327,7 @@ def write_task(rows: list[dict], folder: Path) -> dict:
                 out.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
         counts[split] = len(part)
     labels = sorted({str(r["label"]) for r in rows})
-    info = {"labels": labels, "counts": counts, "pair": any("text_b" in r for r in rows)}
+    info = {"labels": labels, "counts": counts, "pair": any("text_b" in r for r in rows), **(measures or {})}
     (folder / "info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
     return info
 
@@ -355,7 +359,7 @@ def task_rows(files: dict) -> dict[str, list[dict]]:
     """Every task's rows (with their split), before cleaning; one line per task family."""
     return {**wordnet_tasks(list(R.wordnet_synsets(files["wordnet"]))),
             **vader_tasks(R.vader_sentences(files["vader"])),
-            "word_order": order_rows(R.vader_sentences(files["vader"]), split_of)}   # rotations
+            "word_order": order_rows(R.vader_sentences(files["vader"]), split_of)}   # shuffles
 
 
 TOKENIZER_STAMP = "tokenizer.trained-on"
@@ -381,6 +385,9 @@ def manifest_id(files: dict) -> str:
 def make(cache: Path, out: Path, progress: bool = True) -> dict:
     """Build the corpus, the tokenizer (trained from scratch) and the tasks from the unpacked
     sources in ``cache`` into the empty folder ``out``, with its ``manifest.json``; return it."""
+    from tokenizers import Tokenizer
+
+    from .cues import task_measures
     from .tokenizer import train_tokenizer
 
     out.mkdir(parents=True, exist_ok=True)
@@ -406,8 +413,10 @@ def make(cache: Path, out: Path, progress: bool = True) -> dict:
                                            "trained_on": corpus_digest},
                 "debian_packages": sorted(name for name, _ in PINNED_DEBS.values()),
                 "pypi_files": sorted(name for name, _ in PINNED_PYPI.values())}
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     for name in TASKS:
-        info = write_task(tasks[name], out / "tasks" / name)
+        measures = task_measures(tasks[name], tokenizer, order=name == "word_order")
+        info = write_task(tasks[name], out / "tasks" / name, measures)
         manifest["tasks"][name] = {**info, "contradictory_inputs_dropped": contradictory[name],
                                    "sha256": {s: sha256(out / "tasks" / name / f"{s}.jsonl")
                                               for s in ("train", "dev", "test")}}

@@ -1,59 +1,93 @@
-"""``word_order``: is a real sentence intact, or was it rotated?
+"""``word_order``: is a real sentence intact, or were its inner words shuffled?
 
 Built offline from real sentences that are not in the pre-training corpus (the movie-review and
-news snippets of VADER, 6–40 words).  Each sentence is used once.  Half of them, chosen by a
-hash of the text, are kept as they are (label ``1``); the other half are *rotated*: cut at a
-word boundary strictly inside the sentence and the two parts swapped, ``B A`` instead of
-``A B`` (label ``0``).  The cut keeps at least two words on each side.
+news snippets of VADER, 6–40 words).  Each sentence is used once, and a sentence that repeats
+another up to case and punctuation counts as the same one.  In each split half of them,
+chosen by a hash of the text, are kept as they are (label ``1``); the other half are
+*shuffled* (label ``0``): the words strictly inside the sentence that are plain words
+(``film``, ``don't``; not ``fun,`` or ``.``) trade places, while the first and the last token
+and every token with punctuation keep theirs.  So the two classes have the same first and
+last tokens, the same lengths, the same punctuation in the same places and the same words:
+no surface cue separates them, and a bag of words carries no information about the label.
+Only the order of the inner words does, and a model that sees which word follows which (a
+bigram model) can read it: ``"the film is a joy to watch ."`` against
+``"the joy a is film to watch ."``.
 
-Both classes are made of the same kind of sentences, and a rotation changes no word, so a
-bag of words carries no information about the label: an order-blind model scores chance.
-The seam of a rotation (the old end of the sentence followed by its old beginning, such as
-``". the"`` or ``"film . it"``) is a pair of neighbouring words that intact sentences rarely
-contain, so a model that sees which word follows which (a bigram model) can solve it.
+An earlier version *rotated* the sentence (``B A`` for ``A B``); its negatives mostly ended
+in a word and its positives in ``.``, so the last token alone solved it.
+:mod:`compattn.data.cues` measures such cues; the build records them for every task.
 
-:func:`naive_bayes_accuracy` measures both: a multinomial Naive Bayes classifier on unigram
-counts (order-blind) and on unigram + bigram counts (local order).
+:func:`naive_bayes_accuracy` measures how far order is needed: a multinomial Naive Bayes
+classifier on unigram counts (order-blind) and on unigram + bigram counts (local order).
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import random
 import re
 from collections import Counter
 
-MIN_WORDS, MAX_WORDS, MIN_SIDE = 6, 40, 2
+from .readers import normalised
+
+MIN_WORDS, MAX_WORDS, MIN_MOVABLE = 6, 40, 3
+_WORD = re.compile(r"\w+(?:['-]\w+)*")
 
 
 def _hash_int(key: str) -> int:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:12], 16)
 
 
-def rotate(words: list[str], h: int) -> list[str]:
-    """``words`` cut after ``k`` words (``MIN_SIDE <= k <= len - MIN_SIDE``, chosen by ``h``)
-    and the parts swapped."""
-    cuts = list(range(MIN_SIDE, len(words) - MIN_SIDE + 1))
-    k = cuts[h % len(cuts)]
-    return words[k:] + words[:k]
+def movable(words: list[str]) -> list[int]:
+    """The positions that a shuffle may change: plain words strictly inside the sentence."""
+    return [i for i in range(1, len(words) - 1) if _WORD.fullmatch(words[i])]
+
+
+def shufflable(words: list[str]) -> bool:
+    """At least ``MIN_MOVABLE`` movable words, not all the same (so a shuffle can change them)."""
+    inner = [words[i] for i in movable(words)]
+    return len(inner) >= MIN_MOVABLE and len(set(inner)) > 1
+
+
+def shuffle_interior(words: list[str], h: int) -> list[str]:
+    """``words`` with its movable words (:func:`movable`) in another order, drawn from a
+    generator seeded by ``h``; every other token keeps its place."""
+    places = movable(words)
+    rng = random.Random(h)
+    while True:
+        inner = [words[i] for i in places]
+        rng.shuffle(inner)
+        shuffled = list(words)
+        for i, word in zip(places, inner):
+            shuffled[i] = word
+        if shuffled != words:
+            return shuffled
 
 
 def order_rows(sentences: list[dict], split_of) -> list[dict]:
     """The task's rows ``{"text", "label", "split"}`` from VADER sentences
-    (``readers.vader_sentences``), movie and news domains only; ``split_of(text)`` assigns a
-    split from the sentence, as for every other task."""
-    seen, rows = set(), []
+    (``readers.vader_sentences``), movie and news domains only.  ``split_of(key)`` assigns a
+    split from the sentence's normalised text (``readers.normalised``), as for ``vader_sent``.
+    In each split the sentences, ranked by a hash of their text, are labelled intact and
+    shuffled in turn, so the classes are balanced to one sentence."""
+    kept: dict[str, str] = {}
     for s in sentences:
         words = s["text"].split()
         if s["domain"] not in ("movie", "nyt") or not MIN_WORDS <= len(words) <= MAX_WORDS:
             continue
-        if s["text"] in seen:
-            continue
-        seen.add(s["text"])
-        h = _hash_int(s["text"])
-        label = "1"
-        if h % 2:
-            words, label = rotate(words, h // 2), "0"
-        rows.append({"text": " ".join(words), "label": label, "split": split_of(s["text"])})
+        if shufflable(words):
+            kept.setdefault(normalised(s["text"]), s["text"])
+    split = {key: split_of(key) for key in kept}
+    label = {}
+    for part in ("train", "dev", "test"):
+        ranked = sorted((key for key in kept if split[key] == part), key=lambda k: _hash_int(kept[k]))
+        label.update({key: "1" if rank % 2 == 0 else "0" for rank, key in enumerate(ranked)})
+    rows = []
+    for key, text in kept.items():
+        words = text.split()
+        if label[key] == "0":
+            words = shuffle_interior(words, _hash_int("shuffle " + text))
+        rows.append({"text": " ".join(words), "label": label[key], "split": split[key]})
     return rows
 
 
@@ -105,4 +139,4 @@ def baselines(train: list[dict], test: list[dict]) -> dict:
             "bigrams": naive_bayes_accuracy(train, test, True)}
 
 
-__all__ = ["order_rows", "rotate", "features", "naive_bayes_accuracy", "majority_share", "baselines"]
+__all__ = ["order_rows", "movable", "shufflable", "shuffle_interior", "features", "naive_bayes_accuracy", "majority_share", "baselines"]

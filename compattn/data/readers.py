@@ -194,6 +194,12 @@ def strip_controls(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def normalised(text: str) -> str:
+    """``text`` lower-cased, without punctuation, spaces or symbols (emoji): two sentences that
+    differ only in case and punctuation (``"Great movie!!"``, ``"great movie."``) are one."""
+    return re.sub(r"[\W_]+", "", text.lower())
+
+
 def fortunes(path: Path) -> list[str]:
     """The cookies of one fortune file, each as one paragraph, without control characters."""
     raw = strip_controls(path.read_text("utf-8", errors="replace"))
@@ -214,6 +220,37 @@ LEXNAMES = [
 POS_NAMES = {"n": "noun", "v": "verb", "a": "adj", "s": "adj", "r": "adv"}
 
 
+#: what introduces an example and is left dangling once the example is cut off
+_LEAD_IN = re.compile(r"(?:[\s,;:(]+|\b(?:e\.g\.|i\.e\.|as in|as|especially|"
+                      r"in the phrase|in the expression|usually expressed)(?!\w))+$")
+
+
+def definition_of(gloss: str) -> str:
+    """The definition of a WordNet gloss, without its quoted examples.
+
+    A gloss is a definition followed by examples in double quotes, but not always neatly:
+    an example after a colon or a comma (``remove or withdraw gradually: "These new ..."``),
+    one with a ``;`` inside (``"she liked the old cottage; its quaintness was appealing"``),
+    a phrase quoted inside the definition (``a demand especially in the phrase "the call of
+    duty"``), an example whose opening quote is missing (``close in; darkness enclosed
+    him"``).  So the definition is what comes before the first quote; when that quote closes
+    an example (it follows a word, not a space or ``:``), the example began after the last
+    ``;``.  The lead-in a cut leaves behind (``e.g.``, ``as in``, an open parenthesis) goes too.
+    A gloss whose definition is only a qualifier (``(of a ball) "a ball that is out of play
+    is dead"``) has none: ``""``.
+    """
+    text = gloss.strip()
+    quote = text.find('"')
+    if quote >= 0:
+        text = text[:quote]
+        closing = quote > 0 and not text[-1].isspace() and text[-1] not in ":(,;"
+        if closing and ";" in text:
+            text = text[:text.rindex(";")]
+        text = _LEAD_IN.sub("", re.sub(r"\([^)]*$", "", text))
+    text = re.sub(r"\s+", " ", text).strip(" ;,:")
+    return text if re.sub(r"\([^)]*\)", "", text).strip() else ""   # '(of a ball)' alone: none
+
+
 def wordnet_synsets(wordnet_dir: Path):
     """Yield dicts (offset, pos, lexname, lemmas, definition, examples) for every synset."""
     for part in ("noun", "verb", "adj", "adv"):
@@ -225,8 +262,7 @@ def wordnet_synsets(wordnet_dir: Path):
             n_words = int(fields[3], 16)
             lemmas = [fields[4 + 2 * i].lower() for i in range(n_words)]
             lemmas = [re.sub(r"\(.*\)$", "", w) for w in lemmas]
-            pieces = [p.strip() for p in gloss.split(";")]
-            definition = "; ".join(p for p in pieces if not p.startswith('"')).strip()
+            definition = definition_of(gloss)
             examples = [p.strip('" ') for p in re.findall(r'"[^"]+"', gloss)]
             yield {"offset": fields[0], "pos": POS_NAMES[fields[2]], "lexname": LEXNAMES[int(fields[1])],
                    "lemmas": lemmas, "definition": definition, "examples": examples}

@@ -15,12 +15,16 @@ from pathlib import Path
 from . import readers as R
 from .build import (MANIFEST, TASKS, austen_novels, devil_entries, manifest_id, sha256, source_files,
                     write_corpus, write_task)
+from .cues import task_measures
 from .tokenizer import train_tokenizer
 
 NOVELS = ("persuasion", "northangerabbey")           # two of the six, whole
 BIBLE_BOOKS = 6                                      # the first books of each Bible
 TASK_CAPS = {"train": 3000, "dev": 500, "test": 500}
 SAMPLE_VOCAB = 8000
+#: what a sample task's ``info.json`` keeps of the full build's measures (under ``full_build``),
+#: so that a chapter run on the sample can show both
+FULL_MEASURES = ("counts", "surface_cues", "order_baseline", "unknown_tokens")
 
 
 def _gzip(text: str, path: Path):
@@ -49,6 +53,12 @@ def make_sample(full_dir: Path, out_dir: Path) -> dict:
     every_document = [doc for docs in documents.values() for _, doc in docs]
     counts = {"documents": len(every_document), "paragraphs": sum(map(len, every_document)),
               "words": sum(len(p.split()) for d in every_document for p in d)}
+    from tokenizers import Tokenizer
+
+    # made afresh from the sample's own text, so the sample can be rebuilt byte for byte
+    train_tokenizer(every_document, vocab_size=SAMPLE_VOCAB).save(str(out_dir / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(str(out_dir / "tokenizer.json"))
+    full = json.loads((full_dir / MANIFEST).read_text())["tasks"]
     for name in TASKS:
         rows = []
         for split, cap in TASK_CAPS.items():
@@ -56,13 +66,13 @@ def make_sample(full_dir: Path, out_dir: Path) -> dict:
             part = sorted((json.loads(line) for line in lines), key=_order)[:cap]
             rows += [{**r, "split": split} for r in part]
         folder = out_dir / "tasks" / name
-        write_task(rows, folder)
+        measures = task_measures(rows, tokenizer, order=name == "word_order")
+        measures["full_build"] = {key: value for key, value in full[name].items() if key in FULL_MEASURES}
+        write_task(rows, folder, measures)
         for split in TASK_CAPS:
             plain = folder / f"{split}.jsonl"
             _gzip(plain.read_text(), plain.with_suffix(".jsonl.gz"))
             plain.unlink()
-    # made afresh from the sample's own text, so the sample can be rebuilt byte for byte
-    train_tokenizer(every_document, vocab_size=SAMPLE_VOCAB).save(str(out_dir / "tokenizer.json"))
     listed = sorted(p for p in out_dir.rglob("*") if p.is_file() and p.suffix in (".gz", ".json")
                     and p.name != MANIFEST)
     files = {p.relative_to(out_dir).as_posix(): {"bytes": p.stat().st_size, "sha256": sha256(p)} for p in listed}
