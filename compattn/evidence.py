@@ -559,6 +559,34 @@ def _finetune_arrays(records, variant, task, seeds=None):
     return correct, gold
 
 
+def _task_scores(records, variants, tasks, seeds=None):
+    """Per task, by the same rule in every protocol: each variant's fine-tuning arrays
+    ``data[(v, t)] = (correct, gold)``, the chance level, whether the task is scored by balanced
+    accuracy (its majority share above ``PROTOCOL["chance"]``'s bound, chance then 1/C), and
+    each variant's point score.  A task no variant finished is left out."""
+    import numpy as np
+
+    from . import stats
+
+    data, chance, balanced, scores = {}, {}, {}, {}
+    for t in tasks:
+        for v in variants:
+            arrays = _finetune_arrays(records, v, t, seeds)
+            if arrays is not None:
+                data[(v, t)] = arrays
+        if not any(k[1] == t for k in data):
+            continue
+        gold = next(a[1] for k, a in data.items() if k[1] == t)
+        shares = np.bincount(gold) / len(gold)
+        balanced[t] = bool(shares.max() > PROTOCOL["chance"]["balanced_when_majority_above"])
+        chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
+        for v in variants:
+            if (v, t) in data:
+                correct, gold_ = data[(v, t)]
+                scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
+    return data, chance, balanced, scores
+
+
 def record_protocol(records) -> int:
     """The protocol version the records were made for (``protocol_version``; records made before
     v3 carry none and are v2's); records of two protocols together are refused."""
@@ -609,22 +637,7 @@ def _analyse_v2(records, n_boot: int | None = None, seed: int = 0) -> dict:
 
     tasks = sorted({r["task"] for r in records if r["kind"] == "finetune"},
                    key=lambda t: rules["tasks"].index(t) if t in rules["tasks"] else 99)
-    data, chance, balanced, scores = {}, {}, {}, {}
-    for t in tasks:
-        for v in variants:
-            arrays = _finetune_arrays(records, v, t)
-            if arrays is not None:
-                data[(v, t)] = arrays
-        if not any(k[1] == t for k in data):
-            continue
-        gold = next(a[1] for k, a in data.items() if k[1] == t)
-        shares = np.bincount(gold) / len(gold)
-        balanced[t] = bool(shares.max() > rules["chance"]["balanced_when_majority_above"])
-        chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
-        for v in variants:
-            if (v, t) in data:
-                correct, gold_ = data[(v, t)]
-                scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
+    data, chance, balanced, scores = _task_scores(records, variants, tasks)
 
     informative = []
     for t in chance:
@@ -775,22 +788,7 @@ def analyse_v3(records, cues: dict | None = None) -> dict:
         why = _cue_exclusion(records, cues)
         if why:
             excluded["word_order"] = why
-    data, chance, balanced, scores = {}, {}, {}, {}
-    for t in tasks:
-        for v in variants:
-            arrays = _finetune_arrays(records, v, t, rules["seeds"])
-            if arrays is not None:
-                data[(v, t)] = arrays
-        if not any(k[1] == t for k in data):
-            continue
-        gold = next(a[1] for k, a in data.items() if k[1] == t)
-        shares = np.bincount(gold) / len(gold)
-        balanced[t] = bool(shares.max() > PROTOCOL["chance"]["balanced_when_majority_above"])
-        chance[t] = float(1 / np.count_nonzero(np.bincount(gold)) if balanced[t] else shares.max())
-        for v in variants:
-            if (v, t) in data:
-                correct, gold_ = data[(v, t)]
-                scores[(v, t)] = stats.point_score(correct, gold_ if balanced[t] else None)
+    data, chance, balanced, scores = _task_scores(records, variants, tasks, rules["seeds"])
 
     def rows_of(seeds):
         return [pre_seeds.index(s) for s in seeds]
