@@ -59,7 +59,7 @@ MUTANTS = [
            'if status == "other":', 'if status == "other" and False:',
            ("tests/test_evidence.py::test_a_record_made_with_other_settings_is_refused_as_a_sweep_refuses_it",)),
     Mutant("evidence does not lock its folder", "compattn/evidence.py",
-           'with folder_lock(out, f"evidence ({profile})"):',
+           'with folder_lock(out, f"evidence ({profile})" if protocol == 2 else f"evidence v{protocol} ({profile})"):',
            'with folder_lock(out / f".elsewhere-{os.getpid()}", "evidence"):',
            ("checks/test_chaos.py::test_chaos_ends_with_every_record_correct_or_refused",)),
     Mutant("SIGTERM is not forwarded to the workers", "compattn/evidence.py",
