@@ -83,7 +83,8 @@ def protocol_text(width: int = 88) -> str:
             f"{name}: {m['n_layers']} layers, d={m['d_model']}, {m['n_heads']} heads, "
             f"feed-forward {m['d_ff']}, sequence {m['max_len']}; pre-training {pt.steps} steps "
             f"of {pt.batch_size} blocks at learning rate {pt.lr:g}; fine-tuning {ft.steps} "
-            f"steps of {ft.batch_size} at {ft.lr:g}; evidence in {EVIDENCE_DIRS[name]}",
+            f"steps of {ft.batch_size} at {ft.lr:g}; records go to {EVIDENCE_DIRS[name]}, each "
+            "naming the profile and device that made it",
             width, initial_indent="  ", subsequent_indent="      "))
     runs = plan("cpu")
     lines.append(f"runs: {sum(r[0] == 'pretrain' for r in runs)} pre-trainings and "
