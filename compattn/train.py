@@ -349,16 +349,19 @@ def _pretrained_entry(pretrained) -> dict | None:
     return {"id": "in-memory model", "seed": None, "variant": pretrained.cfg.variant, "tokenizer": None}
 
 
-def epoch_plan(task: str, n_rows: int, epochs: int, max_examples: int, batch_size: int) -> dict:
+def epoch_plan(task: str, n_rows: int, epochs: int, max_examples: int, batch_size: int,
+               rows: list[int] | None = None) -> dict:
     """Fine-tuning by epochs over a capped subset (protocol v3): which rows
-    (:func:`compattn.protocol.finetune_subset`) and how many steps ``epochs`` passes over them take
-    at ``batch_size``; what goes into the run's settings as ``by_epochs`` (the rows as their
-    count and a sha256 of their indices)."""
+    (:func:`compattn.protocol.finetune_subset`, or ``rows`` when the caller has drawn them
+    already) and how many steps ``epochs`` passes over them take at ``batch_size``; what goes
+    into the run's settings as ``by_epochs`` (the rows as their count and a sha256 of their
+    indices)."""
     from .protocol import FINETUNE_V3, epoch_steps, finetune_subset
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    rows = finetune_subset(task, n_rows, max_examples)
+    if rows is None:
+        rows = finetune_subset(task, n_rows, max_examples)
     return {"epochs": epochs, "max_examples": max_examples, "examples": len(rows), "of": n_rows,
             "rows_sha256": hashlib.sha256(json.dumps(rows).encode()).hexdigest(),
             "rule": FINETUNE_V3["subset"], "batch_size": batch_size,
@@ -379,6 +382,7 @@ def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps,
                     epochs=None, max_examples=None, protocol=None):
     from .data import data_id, task_info
     from .data.tokenizer import load_tokenizer, tokenizer_id
+    from .protocol import finetune_subset
 
     prof = get_profile(profile)
     cfg = _train_config(prof.finetune, seed, steps, train_overrides)
@@ -387,11 +391,13 @@ def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps,
     tokenizer = load_tokenizer(prof.tokenizer)
     info = task_info(task, prof.data)
     labels = info["labels"]
-    by_epochs = None
+    by_epochs = subset = None
     if epochs is not None or max_examples is not None:
         if epochs is None or max_examples is None:
             raise ValueError("fine-tuning by epochs needs both epochs and max_examples")
-        by_epochs = epoch_plan(task, info["counts"]["train"], epochs, max_examples, cfg.batch_size)
+        subset = finetune_subset(task, info["counts"]["train"], max_examples)
+        by_epochs = epoch_plan(task, info["counts"]["train"], epochs, max_examples, cfg.batch_size,
+                               rows=subset)
         if steps is None and "steps" not in (train_overrides or {}):     # an explicit budget (a test's) wins
             cfg = replace(cfg, steps=by_epochs["steps"])
     enc_cfg = EncoderConfig(variant=variant, vocab_size=tokenizer.get_vocab_size(),
@@ -407,7 +413,7 @@ def _finetune_setup(variant, task, pretrained, profile, seed, regression, steps,
                           "tokenizer": current, "data": data_id(prof.data), "world_size": world_size(),
                           "pretrained": origin, **({"by_epochs": by_epochs} if by_epochs else {}),
                           **_protocol_entry(protocol)})
-    return prof, cfg, tokenizer, labels, enc_cfg, settings
+    return prof, cfg, tokenizer, info, subset, enc_cfg, settings
 
 
 def finetune_settings(variant: str, task: str, pretrained=None, profile: str | None = None, seed: int = 0,
@@ -766,9 +772,10 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
     from .data import load_task
     from .data.tokenizer import tokenizer_id
 
-    prof, cfg, tokenizer, labels, enc_cfg, settings = _finetune_setup(
+    prof, cfg, tokenizer, info, subset, enc_cfg, settings = _finetune_setup(
         variant, task, pretrained, profile, seed, regression, steps, train_overrides, model_overrides,
         epochs, max_examples, protocol)
+    labels = info["labels"]
     splits = {s: encoded_once(("task", task, s, prof.data, enc_cfg.max_len, tuple(labels), regression), tokenizer,
                               lambda s=s: encode_task(load_task(task, s, prof.data), tokenizer, enc_cfg.max_len,
                                                       labels, regression))
@@ -795,14 +802,11 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
         longest = int(mask[index].sum(1).max())
         return ids[index, :longest], mask[index, :longest], targets[index]
 
-    by_epochs = settings.get("by_epochs")
-    if by_epochs is not None:
-        from .protocol import finetune_subset
-
-        if by_epochs["of"] != len(ids):
-            raise ValueError(f"{task}'s info says {by_epochs['of']} training rows but its split has {len(ids)}; "
-                             "rebuild the data")
-        rows = torch.tensor(finetune_subset(task, len(ids), by_epochs["max_examples"]))
+    if subset is not None:
+        if info["counts"]["train"] != len(ids):
+            raise ValueError(f"{task}'s info says {info['counts']['train']} training rows but its split has "
+                             f"{len(ids)}; rebuild the data")
+        rows = torch.tensor(subset)
 
         def batch_fn(step, rank, world):  # noqa: F811  (epochs over the fixed subset replace the draws above)
             index = epoch_batch(rows, step, seed, cfg.batch_size)[rank::world]
@@ -841,18 +845,11 @@ def finetune(variant: str, task: str, pretrained=None, profile: str | None = Non
                       **({} if regression else {"chance": majority_accuracy(targets, splits,
                                                                                len(labels))}),
                       **({} if protocol is None else {**_protocol_entry(protocol),
-                                                      "surface_cues": _surface_cues(task, prof.data)})})
+                                                      # records travel, data builds do not
+                                                      "surface_cues": info.get("surface_cues")})})
     if out:
         write_record(record, Path(out) / f"finetune-{variant}-{task}-s{seed}.json")
     return model.cpu(), record
-
-
-def _surface_cues(task: str, source: str):
-    """The data build's measure of the task's surface cues (its ``info.json``), or ``None`` when
-    the build made none: the record carries it, because records travel and data builds do not."""
-    from .data import task_info
-
-    return task_info(task, source).get("surface_cues")
 
 
 def majority_accuracy(train_targets: torch.Tensor, splits: dict, n_classes: int | None = None) -> dict:

@@ -6,6 +6,16 @@ from compattn import evidence
 from compattn.data import TASKS
 
 
+def assert_runs_in_order(runs):
+    """A plan's run names are unique and every fine-tuning comes after the pre-training it
+    starts from (shared with tests/test_evidence_v3.py)."""
+    names = [evidence.run_name(*r) for r in runs]
+    assert len(set(names)) == len(names)
+    for i, (kind, variant, seed, _) in enumerate(runs):
+        if kind == "finetune":
+            assert ("pretrain", variant, evidence.pretrain_seed_of(seed), None) in runs[:i]
+
+
 def test_plan_covers_every_variant_seed_and_task():
     import compattn
 
@@ -15,12 +25,7 @@ def test_plan_covers_every_variant_seed_and_task():
     assert len(seeds["pretrain"]) >= 3
     assert sum(r[0] == "pretrain" for r in runs) == len(compattn.variants()) * n_pre
     assert sum(r[0] == "finetune" for r in runs) == len(compattn.variants()) * n_pre * n_fine * len(TASKS)
-    names = [evidence.run_name(*r) for r in runs]
-    assert len(set(names)) == len(names)
-    # every fine-tuning comes after the pre-training it starts from
-    for i, (kind, variant, seed, _) in enumerate(runs):
-        if kind == "finetune":
-            assert ("pretrain", variant, evidence.pretrain_seed_of(seed), None) in runs[:i]
+    assert_runs_in_order(runs)
 
 
 def test_protocol_thresholds_are_stated():

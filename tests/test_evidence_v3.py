@@ -8,6 +8,7 @@ import pytest
 
 from compattn import evidence, stats
 from compattn.protocol import FINETUNE_V3, PROTOCOL_V3, epoch_steps, finetune_subset
+from test_evidence import assert_runs_in_order
 
 V3 = PROTOCOL_V3
 
@@ -22,11 +23,7 @@ def test_the_v3_plan_has_its_variants_seeds_and_tasks():
     assert sum(r[0] == "finetune" for r in runs) == 9 * 5 * 2 * 5
     assert {r[1] for r in runs} == set(V3["variants"]) and "wn_sense_match" not in {r[3] for r in runs}
     assert {r[2] for r in runs if r[0] == "finetune"} == {100 * p + f for p in range(5) for f in range(2)}
-    names = [evidence.run_name(*r) for r in runs]
-    assert len(set(names)) == len(names)
-    for i, (kind, variant, seed, _) in enumerate(runs):
-        if kind == "finetune":
-            assert ("pretrain", variant, evidence.pretrain_seed_of(seed), None) in runs[:i]
+    assert_runs_in_order(runs)
 
 
 def test_the_v2_plan_and_its_runs_are_unchanged():
