@@ -78,7 +78,10 @@ def run_tests(root: Path, tests, timeout: int = 600) -> subprocess.CompletedProc
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     if not Path(probe).resolve().is_relative_to(root.resolve()):
         raise RuntimeError(f"the copy in {root} imports compattn from {probe}")
+    # nbval's and anyio's plugins load on every pytest start (nbval imports nbformat and
+    # jsonschema: about 2 s), and no mutant's tests are notebooks or async
     return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                           "-p", "no:nbval", "-p", "no:anyio",
                            "-o", "addopts=", "-W", "ignore::DeprecationWarning", *tests],
                           cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
 

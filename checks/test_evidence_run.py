@@ -118,6 +118,9 @@ def communicate(proc, timeout: float):
 
 
 REPEATS = 3
+# a stop takes the step under way, a checkpoint and the exit: seconds; a broken stop runs on to the
+# end of its runs, which this bound catches without waiting for them (the mutation check)
+STOP_S = 30
 
 
 def test_sigterm_to_the_parent_of_parallel_workers_stops_them_cleanly_every_time(tmp_path):
@@ -127,7 +130,7 @@ def test_sigterm_to_the_parent_of_parallel_workers_stops_them_cleanly_every_time
         workers = wait_until_training(proc, tmp_path)
         time.sleep(rng.uniform(0, 2))
         proc.send_signal(signal.SIGTERM)
-        out, err = communicate(proc, 60)                     # the step under way, not the whole run
+        out, err = communicate(proc, STOP_S)                 # the step under way, not the whole run
         assert proc.returncode == 143, f"attempt {attempt}: {err[-3000:]}"
         assert "evidence: SIGTERM received; the running trainings stopped with their checkpoints" in out
         assert "SIGTERM received, stopped after step" in out, out            # a worker in a run, gently
@@ -144,7 +147,7 @@ def test_killing_the_parent_ends_its_workers(tmp_path):
     before = checkpoints(tmp_path)
     time.sleep(random.uniform(0, 2))
     proc.kill()
-    out, _ = communicate(proc, 60)                          # the workers hold its stdout until they end
+    out, _ = communicate(proc, STOP_S)                      # the workers hold its stdout until they end
     assert_ended(workers, timeout=5)
     assert "SIGTERM received, stopped after step" in out, out                   # by themselves, gently
     assert any(checkpoints(tmp_path)[name] != before[name] for name in before)

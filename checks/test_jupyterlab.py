@@ -145,8 +145,9 @@ def problems_in(url) -> list[str]:
         WebDriverWait(driver, 90, poll_frequency=1).until(
             lambda d: d.execute_script("return document.querySelectorAll('.jp-MarkdownCell .katex').length > 5"),
             message="no math typeset in the notebook's Markdown cells")
-        # cells render one after another: judge only once the typeset math stops growing
-        deadline, logged, typeset_before = time.time() + 60, [], -1
+        # cells render one after another: judge only once the typeset math stops growing (a
+        # page with problems is judged once it has not changed for three polls, not at the deadline)
+        deadline, logged, typeset_before, unchanged_polls = time.time() + 60, [], -1, 0
         while True:
             seen = driver.execute_script("""
               const text = Array.from(document.querySelectorAll('.jp-MarkdownCell'))
@@ -173,8 +174,9 @@ def problems_in(url) -> list[str]:
                        if e["level"] == "SEVERE" and "jupyterlab-myst" in e["message"]]
             problems += logged[:3]
             settled = seen["typeset"] == typeset_before
+            unchanged_polls = unchanged_polls + 1 if settled else 0
             typeset_before = seen["typeset"]
-            if (settled and not problems) or time.time() > deadline:
+            if (settled and not problems) or unchanged_polls >= 3 or time.time() > deadline:
                 break
             time.sleep(2)
         return problems

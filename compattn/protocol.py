@@ -8,6 +8,8 @@ tool imports another to reach them.
 """
 from __future__ import annotations
 
+import functools
+
 #: Everything the verdicts depend on.  Changing any entry after results exist makes them a
 #: different experiment: bump ``version`` and start a new results directory.
 PROTOCOL = {
@@ -194,15 +196,22 @@ def finetune_subset(task: str, n_rows: int, max_examples: int) -> list[int]:
     row indices of ``range(n_rows)`` with the smallest sha256 of ``f"{task}/{i}"``, sorted; all
     rows when there are no more than that.  It depends on the task and its size only, so every
     variant and seed gets the same rows, on any machine and version of any library."""
-    import hashlib
-
     for name, value in (("n_rows", n_rows), ("max_examples", max_examples)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return list(_smallest_hashes(task, n_rows, max_examples))
+
+
+@functools.lru_cache(maxsize=64)
+def _smallest_hashes(task: str, n_rows: int, max_examples: int) -> tuple[int, ...]:
+    # remembered: hashing 100,000 rows takes a fifth of a second, and the evidence runner asks
+    # for the same subset once per planned fine-tuning (450 of them) when it checks what is done
+    import hashlib
+
     if n_rows <= max_examples:
-        return list(range(n_rows))
+        return tuple(range(n_rows))
     rank = sorted(range(n_rows), key=lambda i: hashlib.sha256(f"{task}/{i}".encode()).digest())
-    return sorted(rank[:max_examples])
+    return tuple(sorted(rank[:max_examples]))
 
 
 def epoch_steps(n_examples: int, epochs: int, batch_size: int) -> int:
