@@ -129,21 +129,20 @@ def test_chaos_ends_with_every_record_correct_or_refused(tmp_path):
                 break
         elif code in (143, -signal.SIGKILL):
             continue
-        elif code == -signal.SIGTERM:     # it came while Python was still importing torch, before
-            assert not err.strip(), err[-3000:]   # the command set its handler: nothing begun
-            continue
-        elif code == 2:
-            message = error_line(err)
+        elif code == -signal.SIGTERM and "error: " not in err:    # it came while Python was
+            continue       # importing torch, before the command set its handler, or after it ended
+        elif code in (2, -signal.SIGTERM):    # refused (a SIGTERM may also land after the refusal
+            message = error_line(err)         # was printed, once the handler is put back on exit)
             if "was changed after it was written" in message or "is corrupted or not" in message:
                 if corrupted is None or f"checkpoint {corrupted} " not in message:
                     fail(f"refused something that was not changed: {message}")
                 refused_corruption = True
-                corrupted.unlink()                    # "delete it to start the run over"
+                corrupted.unlink(missing_ok=True)     # "delete it to start the run over"
             elif "is recorded but its checkpoint is gone" in message:
                 name = message.split("error: ", 1)[1].split(".json ", 1)[0]       # pretrain-<v>-s<p>
                 variant, p = name.split("-")[1], int(name.rsplit("-s", 1)[1])
-                (out / f"{name}.json").unlink()      # "delete that record (and its fine-tunings)"
-                for f in evidence.PROTOCOL["seeds"]["finetune_per_pretrain"]:
+                (out / f"{name}.json").unlink(missing_ok=True)   # "delete that record (and its
+                for f in evidence.PROTOCOL["seeds"]["finetune_per_pretrain"]:     # fine-tunings)"
                     for task in SMALL["tasks"]:
                         (out / f"finetune-{variant}-{task}-s{evidence.finetune_seed(p, f)}.json").unlink(
                             missing_ok=True)
