@@ -6,6 +6,7 @@
     python -m compattn sweep --profile small --out compattn/results/sweep-small
     python -m compattn beyond --profile small --out compattn/results/beyond-small
     python -m compattn evidence --parallel 2      # protocol v3, resumable (--protocol 2: the earlier one)
+    python -m compattn evidence --protocol 4 --device cuda --parallel 8   # v3 at 16,000 pre-training steps
     python -m compattn bench --out compattn/results/bench-cpu.json
     python -m compattn gpu-run --out DIR --budget-s 540     # everything on one GPU (compattn/gpu.py)
 
@@ -178,11 +179,12 @@ def main(argv=None) -> int:
     by.add_argument("--seeds", type=SEED, nargs="+", default=[0])
     by.add_argument("--device", default="auto")
     ev = sub.add_parser("evidence", help="the evidence protocol of Part III (resumable; compattn.evidence)")
-    ev.add_argument("--protocol", type=int, choices=(2, 3), default=3,
-                    help="3 (default): protocol v3, compattn.protocol.PROTOCOL_V3; 2: the earlier protocol")
+    ev.add_argument("--protocol", type=int, choices=(2, 3, 4), default=3,
+                    help="3 (default): protocol v3, compattn.protocol.PROTOCOL_V3; 4: v3 at 16,000 "
+                         "pre-training steps (PROTOCOL_V4, for a GPU); 2: the earlier protocol")
     ev.add_argument("--profile", default="cpu", help="cpu | gpu (default cpu); another profile needs --out")
     ev.add_argument("--out", type=Path, default=None,
-                    help="default: compattn/results/evidence-v3-<profile> (v2: evidence-<profile>)")
+                    help="default: compattn/results/evidence-v<N>-<profile> (v2: evidence-<profile>)")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--parallel", type=POSITIVE_INT, default=1, help="trainings at once")
     ev.add_argument("--hours", type=HOURS, default=None,

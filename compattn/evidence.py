@@ -9,8 +9,10 @@ count, and the verdict rule with every threshold.  Chapter 10 prints it; the ana
 every pre-training seed, each checkpoint fine-tuned on every task with every fine-tuning seed.
 ``protocol=3`` runs protocol v3 instead (``compattn.protocol.PROTOCOL_V3``: its nine variants,
 five pre-training seeds, its tasks, fine-tuning by epochs over a capped subset), into a folder
-of its own (:func:`evidence_dir`); the library's default stays ``PROTOCOL`` (v2), whose records
-the book shows as the earlier protocol, and the command line's default is 3.
+of its own (:func:`evidence_dir`); ``protocol=4`` is v3 at the 16,000 pre-training steps of its
+budget curve (``PROTOCOL_V4``, decided after that curve).  The library's default stays
+``PROTOCOL`` (v2), whose records the book shows as the earlier protocol, and the command line's
+default is 3.
 It resumes where it stopped (a run counts as done when its record is there and matches the
 plan), may run several trainings at once, stops starting new runs at a deadline, and writes
 ``complete.json`` only when every planned run is recorded.
@@ -25,7 +27,7 @@ import time
 from pathlib import Path
 
 from .files import ContentChanged, folder_lock, joined, lock_token, write_atomic
-from .protocol import FINETUNE_V3, PROTOCOL, PROTOCOL_V3, PROTOCOLS, plateau_exit, unigram_baseline
+from .protocol import FINETUNE_V3, PROTOCOL, PROTOCOL_V3, PROTOCOL_V4, PROTOCOLS, plateau_exit, unigram_baseline
 
 EVIDENCE_DIRS = {"cpu": "evidence-cpu", "gpu": "evidence-gpu"}      # protocol v2's folders
 DEFAULT_PROTOCOL = PROTOCOL["version"]
@@ -38,10 +40,17 @@ def _rules(protocol: int) -> dict:
     return PROTOCOLS[protocol]
 
 
+def protocol_steps(protocol: int) -> dict:
+    """The step counts a protocol fixes whatever its profile says: v4's pre-training
+    (``{"pretrain": 16000}``); none for v2 and v3, whose budgets are the profile's."""
+    rules = _rules(protocol)
+    return {"pretrain": rules["pretrain_steps"]} if "pretrain_steps" in rules else {}
+
+
 def run_options(kind: str, protocol: int) -> dict:
     """What a run of ``kind`` passes to :func:`compattn.train.pretrain` / ``finetune`` (and their
-    ``*_settings``) under ``protocol``: nothing for v2, whose runs stay as they were; for v3 its
-    version and, for a fine-tuning, the recipe of ``compattn.protocol.FINETUNE_V3``."""
+    ``*_settings``) under ``protocol``: nothing for v2, whose runs stay as they were; for v3 and
+    v4 their version and, for a fine-tuning, the recipe of ``compattn.protocol.FINETUNE_V3``."""
     _rules(protocol)
     if protocol == 2:
         return {}
@@ -186,11 +195,14 @@ def run_status(out: Path, run: tuple, profile: str, steps: dict,
 
 
 def _planned_steps(run: tuple, profile: str, protocol: int) -> int:
-    """The steps the profile (or, for a v3 fine-tuning, its epochs over the subset) gives a run."""
+    """The steps the protocol (v4's pre-training), or else the profile (or, for a v3 or v4
+    fine-tuning, its epochs over the subset), gives a run."""
     from .config import get_profile
 
     kind, _, _, task = run
-    if kind == "finetune" and protocol == 3:
+    if kind in protocol_steps(protocol):
+        return protocol_steps(protocol)[kind]
+    if kind == "finetune" and protocol >= 3:
         from .data import task_info
         from .train import epoch_plan
 
@@ -248,8 +260,8 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
                  variants=None, tasks=None, protocol: int = DEFAULT_PROTOCOL) -> dict:
     """Run (or resume) the protocol's runs into ``out``.
 
-    ``steps={"pretrain": n, "finetune": m}`` overrides the profile's budgets for every variant
-    alike; ``deadline`` (a ``time.monotonic()`` value) stops new runs from starting after it;
+    ``steps={"pretrain": n, "finetune": m}`` overrides the protocol's and the profile's budgets
+    for every variant alike; ``deadline`` (a ``time.monotonic()`` value) stops new runs from starting after it;
     ``parallel=N`` trains N runs at once in separate processes on the same device.  Returns
     ``{"done": [names run now], "remaining": int, "complete": bool, "planned": int}``.
 
@@ -257,13 +269,13 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
     plan asks for (another profile, budget, tokenizer or data) is refused before anything is
     trained, naming the differences; a changed record or checkpoint is refused, naming the file;
     a record that is not valid JSON is set aside and its run done again.  ``protocol`` picks the
-    plan and the recipe (2 or 3); a record made for the other protocol is refused the same way.
+    plan and the recipe (2, 3 or 4); a record made for another protocol is refused the same way.
     """
     from .sweep import check_tokenizer, made_otherwise, set_aside
 
     steps = {k: v for k, v in (steps or {}).items() if v is not None}
     _check_runner_arguments(parallel, deadline, steps)
-    _rules(protocol)
+    steps = {**protocol_steps(protocol), **steps}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = plan(profile, variants, tasks, protocol)
@@ -455,7 +467,8 @@ def _run_parallel(todo, out, profile, device, steps, parallel, expired, protocol
 # --- where the book finds it -------------------------------------------------------------------
 def evidence_dir(profile: str, root: Path | None = None, protocol: int = DEFAULT_PROTOCOL) -> Path:
     """Where the evidence of ``profile`` ('cpu' or 'gpu') lives: ``evidence-<profile>`` for
-    protocol v2, ``evidence-v3-<profile>`` for v3, under ``compattn/results`` (or ``root``)."""
+    protocol v2, ``evidence-v<n>-<profile>`` for v3 and v4, under ``compattn/results`` (or
+    ``root``)."""
     from .records import results_dir
 
     _rules(protocol)
@@ -503,7 +516,7 @@ def progress_lines(root: Path | None = None) -> list[str]:
     return lines
 
 
-__all__ = ["PROTOCOL", "PROTOCOL_V3", "plan", "run_evidence", "best_evidence", "evidence_dir",
+__all__ = ["PROTOCOL", "PROTOCOL_V3", "PROTOCOL_V4", "protocol_steps", "plan", "run_evidence", "best_evidence", "evidence_dir",
            "progress_of", "progress_lines", "run_options", "unigram_baseline", "plateau_exit",
            "run_done", "analyse", "CLAIMS", "claims_v3"]
 
@@ -608,8 +621,8 @@ def analyse(records, n_boot: int | None = None, seed: int = 0, protocol: int | N
     ``n_boot`` and ``seed`` are v2's bootstrap."""
     protocol = record_protocol(records) if protocol is None else protocol
     _rules(protocol)
-    if protocol == 3:
-        return analyse_v3(records, cues)
+    if protocol >= 3:
+        return analyse_v3(records, cues, protocol)
     return _analyse_v2(records, n_boot, seed)
 
 
@@ -717,8 +730,9 @@ def _cue_exclusion(records, cues) -> str | None:
     return None
 
 
-def analyse_v3(records, cues: dict | None = None) -> dict:
-    """Protocol v3's verdict (``PROTOCOL_V3``) on a list of records.
+def analyse_v3(records, cues: dict | None = None, protocol: int = 3) -> dict:
+    """Protocol v3's verdict (``PROTOCOL_V3``) on a list of records; ``protocol=4`` is the same
+    rules on v4's records (``PROTOCOL_V4`` changes the pre-training budget only).
 
     Plateau exclusion as v2 (a pre-training seed that did not leave the plateau in time is left
     out); the gate (absolute's mean final order gap over its pre-training seeds at least
@@ -740,7 +754,10 @@ def analyse_v3(records, cues: dict | None = None) -> dict:
 
     from . import stats
 
-    rules, verdict = PROTOCOL_V3, PROTOCOL_V3["verdict"]
+    if protocol not in (3, 4):
+        raise ValueError(f"analyse_v3 judges protocol 3 or 4 (v3's rules); got {protocol!r}")
+    rules = _rules(protocol)
+    verdict = rules["verdict"]
     claims_list = claims_v3()
     level = stats.family_level(verdict["claims"], verdict["family_alpha"])
     min_seeds, effect = verdict["min_seeds"], verdict["min_effect"]
@@ -841,7 +858,7 @@ def analyse_v3(records, cues: dict | None = None) -> dict:
                               "contradicts" if c["high"] < effect else NOT_ESTABLISHED)
             row["why"] = ""
         claims.append(row)
-    return {"protocol": 3, "variants": variants, "plateau": plateau, "off_plateau": off, "mean_loss": mean_loss,
+    return {"protocol": protocol, "variants": variants, "plateau": plateau, "off_plateau": off, "mean_loss": mean_loss,
             "mean_order_gap": mean_gap, "gate": gate, "tasks": list(chance), "chance": chance,
             "balanced": balanced, "scores": scores, "informative": informative,
             "informative_low": informative_low, "excluded": excluded, "claims": claims, "level": level}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from compattn import evidence, stats
-from compattn.protocol import FINETUNE_V3, PROTOCOL_V3, epoch_steps, finetune_subset
+from compattn.protocol import FINETUNE_V3, PROTOCOL_V3, PROTOCOL_V4, epoch_steps, finetune_subset
 from test_evidence import assert_runs_in_order
 
 V3 = PROTOCOL_V3
@@ -37,7 +37,7 @@ def test_the_v2_plan_and_its_runs_are_unchanged():
     assert evidence.evidence_dir("cpu").name == "evidence-cpu"
     assert evidence.evidence_dir("cpu", protocol=3).name == "evidence-v3-cpu"
     with pytest.raises(ValueError, match="protocol"):
-        evidence.plan("tiny", protocol=4)
+        evidence.plan("tiny", protocol=5)
 
 
 def test_v2_fine_tuning_settings_carry_nothing_new_and_v3_says_what_it_used():
@@ -52,6 +52,61 @@ def test_v2_fine_tuning_settings_carry_nothing_new_and_v3_says_what_it_used():
     used = v3["by_epochs"]
     assert used["epochs"] == 2 and used["examples"] == min(4000, used["of"])
     assert (v3["train"]["batch_size"], v3["train"]["lr"], v3["train"]["warmup"]) == (32, 1e-3, 0.1)
+
+
+# --- protocol v4: v3 at the budget curve's 16,000 pre-training steps -------------------------------
+def test_v4_is_v3_with_only_the_pre_training_budget_changed():
+    from compattn.protocol import PROTOCOLS
+    from compattn.train import finetune_settings, pretrain_settings
+
+    kept = set(V3) - {"version", "curve", "runs"}
+    assert {k: PROTOCOL_V4[k] for k in kept} == {k: V3[k] for k in kept}
+    assert PROTOCOL_V4["version"] == 4 and PROTOCOLS[4] is PROTOCOL_V4
+    assert "after seeing" in PROTOCOL_V4["decided"] and f"{PROTOCOL_V4['pretrain_steps']:,}" in PROTOCOL_V4["differs"]
+    # the budget curve's answer, from its committed records
+    from compattn import search
+    from compattn.records import results_dir
+
+    points = search.curve_points(search.load(results_dir() / "search-cpu"), search.load(results_dir() / "curve-cpu"))
+    assert PROTOCOL_V4["pretrain_steps"] == search.curve_answer(points)["reads_order_at"] == 16000
+    assert evidence.plan("tiny", protocol=4) == evidence.plan("tiny", protocol=3)
+    assert evidence.protocol_steps(4) == {"pretrain": 16000} and evidence.protocol_steps(3) == {}
+    assert evidence._planned_steps(("pretrain", "none", 0, None), "cpu", 4) == 16000
+    assert evidence._planned_steps(("pretrain", "none", 0, None), "cpu", 3) == 2000
+    assert evidence._planned_steps(("finetune", "none", 1, "word_order"), "tiny", 4) == \
+        evidence._planned_steps(("finetune", "none", 1, "word_order"), "tiny", 3)
+    assert evidence.evidence_dir("cpu", protocol=4).name == "evidence-v4-cpu"
+    assert pretrain_settings("none", "tiny", 1, **evidence.run_options("pretrain", 4))["protocol_version"] == 4
+    v4 = finetune_settings("none", "word_order", None, "tiny", 101, **evidence.run_options("finetune", 4))
+    v3 = finetune_settings("none", "word_order", None, "tiny", 101, **evidence.run_options("finetune", 3))
+    assert v4["protocol_version"] == 4 and v4["by_epochs"] == v3["by_epochs"] and v4["train"] == v3["train"]
+
+
+def test_the_v4_runner_asks_for_16000_pre_training_steps(tmp_path):
+    """A v4 record made at another budget is refused, naming the steps (the runner folds the
+    protocol's budget into the plan; nothing is trained)."""
+    from compattn.train import pretrain_settings, write_record
+    from test_sweep import _fake_record
+
+    write_record(_fake_record("pretrain-none-s0", pretrain_settings("none", "tiny", 0, steps=3,
+                                                                     **evidence.run_options("pretrain", 4))),
+                 tmp_path / "pretrain-none-s0.json")
+    with pytest.raises(ValueError, match=r"pretrain-none-s0.json was made with other settings .*3 -> 16000"):
+        evidence.run_evidence(tmp_path, "tiny", variants=["none"], tasks=["word_order"], progress=False,
+                              device="cpu", protocol=4)
+    assert not list(tmp_path.glob("*.pt"))
+
+
+def test_v4_records_are_judged_by_v3s_rules():
+    records = v3_records(gain={"composite": 0.15})
+    for r in records:
+        r["protocol_version"] = 4
+    a, b = evidence.analyse(records), evidence.analyse(v3_records(gain={"composite": 0.15}))
+    assert a["protocol"] == 4 and b["protocol"] == 3
+    assert [(c["x"], c["y"], c["verdict"], c["low"]) for c in a["claims"]] == \
+        [(c["x"], c["y"], c["verdict"], c["low"]) for c in b["claims"]]
+    with pytest.raises(ValueError, match="protocol 3 or 4"):
+        evidence.analyse_v3(records, protocol=2)
 
 
 # --- fine-tuning by epochs ------------------------------------------------------------------------
@@ -252,7 +307,7 @@ def test_progress_and_banner_of_an_empty_v3_folder_say_only_what_is_there(tmp_pa
 def test_the_command_line_takes_the_protocol(capsys):
     from compattn.__main__ import main
 
-    assert main(["evidence", "--protocol", "4", "--profile", "tiny", "--out", "/nonexistent/x"]) == 2
+    assert main(["evidence", "--protocol", "5", "--profile", "tiny", "--out", "/nonexistent/x"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--protocol" in err
 

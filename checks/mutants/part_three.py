@@ -43,4 +43,7 @@ MUTANTS = [
     Mutant("v3 keeps word_order when its surface cues were not measured", "compattn/evidence.py",
            '        return "surface cues not measured by this data build"', "        return None",
            ("tests/test_evidence_v3.py::test_v3_leaves_word_order_out_when_its_surface_cue_is_not_bounded",)),
+    Mutant("v4's runner trains at the profile's budget, not the protocol's 16,000 steps", "compattn/evidence.py",
+           "    steps = {**protocol_steps(protocol), **steps}\n", "",
+           ("tests/test_evidence_v3.py::test_the_v4_runner_asks_for_16000_pre_training_steps",)),
 ]
