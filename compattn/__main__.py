@@ -179,7 +179,9 @@ def main(argv=None) -> int:
     by.add_argument("--seeds", type=SEED, nargs="+", default=[0])
     by.add_argument("--device", default="auto")
     ev = sub.add_parser("evidence", help="the evidence protocol of Part III (resumable; compattn.evidence)")
-    ev.add_argument("--protocol", type=int, choices=(2, 3, 4), default=3,
+    from .protocol import PROTOCOLS      # plain dicts: no torch to import
+
+    ev.add_argument("--protocol", type=int, choices=sorted(PROTOCOLS), default=3,
                     help="3 (default): protocol v3, compattn.protocol.PROTOCOL_V3; 4: v3 at 16,000 "
                          "pre-training steps (PROTOCOL_V4, for a GPU); 2: the earlier protocol")
     ev.add_argument("--profile", default="cpu", help="cpu | gpu (default cpu); another profile needs --out")

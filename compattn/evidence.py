@@ -200,8 +200,9 @@ def _planned_steps(run: tuple, profile: str, protocol: int) -> int:
     from .config import get_profile
 
     kind, _, _, task = run
-    if kind in protocol_steps(protocol):
-        return protocol_steps(protocol)[kind]
+    fixed = protocol_steps(protocol)
+    if kind in fixed:
+        return fixed[kind]
     if kind == "finetune" and protocol >= 3:
         from .data import task_info
         from .train import epoch_plan
@@ -261,8 +262,9 @@ def run_evidence(out, profile: str, *, device: str = "auto", steps: dict | None 
     """Run (or resume) the protocol's runs into ``out``.
 
     ``steps={"pretrain": n, "finetune": m}`` overrides the protocol's and the profile's budgets
-    for every variant alike; ``deadline`` (a ``time.monotonic()`` value) stops new runs from starting after it;
-    ``parallel=N`` trains N runs at once in separate processes on the same device.  Returns
+    for every variant alike; ``deadline`` (a ``time.monotonic()`` value) stops new runs from
+    starting after it; ``parallel=N`` trains N runs at once in separate processes on the same
+    device.  Returns
     ``{"done": [names run now], "remaining": int, "complete": bool, "planned": int}``.
 
     As in a sweep, ``out`` is locked while this runs; a record made with other settings than the
